@@ -1,0 +1,437 @@
+"""Run specifications: everything needed to train one model reproducibly.
+
+A ``RunSpec`` is frozen, validated and hashable. Its ``identity()`` (a SHA-256 of its canonical JSON,
+less the fields that only say *where* or *what to keep*) is the run's identity in a study store: two
+runs with the same identity are the same experiment and are never trained twice.
+
+Every model is a pydantic model with ``extra="forbid"``: an unknown key is an error that names it.
+``load_run_spec`` reads a TOML file; ``apply_overrides`` sets dotted keys (``optimizer.lr=0.1``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nnstudy.errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "DataSpec",
+    "LinearSpec",
+    "MLPSpec",
+    "CNNSpec",
+    "VGG11Spec",
+    "ModelSpec",
+    "OptimSpec",
+    "ScheduleSpec",
+    "EarlyStopSpec",
+    "RunSpec",
+    "load_toml",
+    "load_run_spec",
+    "apply_overrides",
+    "parse_override",
+    "spec_error",
+]
+
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "identity"]
+Init = Literal["default", "xavier", "kaiming", "normal", "constant"]
+PosInt = Annotated[int, Field(gt=0)]
+Prob = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class _Spec(BaseModel):
+    """Frozen, strict about unknown keys, hashable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class DataSpec(_Spec):
+    """Which images, which split, which subset, which normalization.
+
+    The validation split is stratified by class and drawn from the training file with ``split_seed``:
+    every run with the same DataSpec sees the same split. Subsets (``per_class``, ``fraction``,
+    ``limit``) thin the *training* part only, after the split, so that validation numbers stay
+    comparable across subset sizes. The test file is never split, thinned or used to choose anything.
+    """
+
+    dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "mnist"
+    validation: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the training file held out")
+    split_seed: int = Field(0, ge=0, description="seed of the stratified validation split")
+    per_class: PosInt | None = Field(None, description="keep this many training images of each class")
+    fraction: float | None = Field(None, gt=0.0, le=1.0, description="keep this fraction (stratified)")
+    limit: PosInt | None = Field(None, description="keep at most this many training images")
+    normalize: Literal["none", "unit", "center", "standardize", "per-pixel"] = "standardize"
+
+
+# ------------------------------------------------------------------------------------------- models
+
+
+class _ModelBase(_Spec):
+    activation: Activation = "relu"
+    init: Init = Field("default", description="weight initialization of every linear/conv layer")
+    init_std: float = Field(0.01, gt=0.0, description="standard deviation for init='normal'")
+    init_value: float = Field(0.0, description="value of every weight and bias for init='constant'")
+
+
+class LinearSpec(_ModelBase):
+    """Softmax regression: one linear layer from pixels to classes (seed 001's basic model)."""
+
+    kind: Literal["linear"] = "linear"
+
+
+class MLPSpec(_ModelBase):
+    """Fully connected: Linear → [BatchNorm] → activation → [Dropout] per hidden width."""
+
+    kind: Literal["mlp"] = "mlp"
+    hidden: list[PosInt] = Field(default_factory=lambda: [100], min_length=1)
+    dropout: Prob | list[Prob] = Field(0.0, description="one rate for all hidden layers, or one each")
+    batchnorm: bool = False
+
+    @model_validator(mode="after")
+    def _dropout_matches(self) -> MLPSpec:
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
+            raise ValueError(
+                f"dropout has {len(self.dropout)} rates but hidden has {len(self.hidden)} layers; "
+                "give one rate per hidden layer or a single number"
+            )
+        return self
+
+    def dropouts(self) -> list[float]:
+        """The dropout rate after each hidden layer."""
+        d = self.dropout
+        return list(d) if isinstance(d, list) else [float(d)] * len(self.hidden)
+
+
+class CNNSpec(_ModelBase):
+    """Conv blocks (conv → [BN] → activation → [pool] → [dropout]) then a dense head.
+
+    Seed 003's CNN is ``channels=[32, 64], kernel=3, batchnorm=true, head=[128], dropout=0.2``.
+    """
+
+    kind: Literal["cnn"] = "cnn"
+    channels: list[PosInt] = Field(default_factory=lambda: [32, 64], min_length=1)
+    kernel: PosInt = 3
+    padding: int | Literal["same"] = "same"
+    pool: Literal["max", "avg", "none"] = "max"
+    batchnorm: bool = False
+    conv_dropout: Prob = 0.0
+    head: list[PosInt] = Field(default_factory=lambda: [128])
+    dropout: Prob | list[Prob] = Field(0.0, description="dropout after each head layer")
+
+    @field_validator("padding")
+    @classmethod
+    def _padding_nonneg(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("padding must be >= 0 or 'same'")
+        return v
+
+    @model_validator(mode="after")
+    def _dropout_matches(self) -> CNNSpec:
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.head):
+            raise ValueError(
+                f"dropout has {len(self.dropout)} rates but head has {len(self.head)} layers"
+            )
+        return self
+
+    def dropouts(self) -> list[float]:
+        d = self.dropout
+        return list(d) if isinstance(d, list) else [float(d)] * len(self.head)
+
+
+class VGG11Spec(_ModelBase):
+    """VGG-11 (configuration A) adapted to 28×28: four max-pools instead of five (28→14→7→3→1).
+
+    ``width`` scales every conv channel count (1.0 is the original 64…512); the head defaults to
+    two 512-wide layers instead of 4096, which 1×1×512 features cannot use.
+    """
+
+    kind: Literal["vgg11"] = "vgg11"
+    width: float = Field(1.0, gt=0.0, le=4.0)
+    batchnorm: bool = True
+    head: list[PosInt] = Field(default_factory=lambda: [512, 512])
+    dropout: Prob = 0.5
+
+
+ModelSpec = Annotated[LinearSpec | MLPSpec | CNNSpec | VGG11Spec, Field(discriminator="kind")]
+
+
+# ------------------------------------------------------------------------------------ optimization
+
+
+class OptimSpec(_Spec):
+    """Optimizer and its hyperparameters; ``weight_decay`` is L2 (decoupled for adamw)."""
+
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "adadelta"] = "sgd"
+    lr: float = Field(0.01, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    eps: float = Field(1e-8, gt=0.0)
+    alpha: float = Field(0.99, gt=0.0, lt=1.0, description="rmsprop smoothing constant")
+    rho: float = Field(0.9, gt=0.0, lt=1.0, description="adadelta decay")
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimSpec:
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov needs optimizer 'sgd' with momentum > 0")
+        return self
+
+
+class ScheduleSpec(_Spec):
+    """Learning-rate schedule. Multipliers of ``optimizer.lr``, computed per step, except
+    ``plateau``, which reacts to the validation loss at the end of each epoch.
+
+    * ``step``: × gamma every ``step_size`` epochs. * ``exponential``: × gamma every epoch.
+    * ``cosine``: from lr to ``min_lr`` over the run. * ``onecycle``: up to lr over ``pct_start`` of
+      the steps, then down (torch's OneCycleLR with its default div factors, cosine annealing).
+    * ``plateau``: × factor when val_loss has not improved for ``patience`` epochs.
+    ``warmup_epochs`` (any schedule): linear ramp from 0 over the first epochs (fractional allowed).
+    """
+
+    name: Literal["constant", "step", "exponential", "cosine", "onecycle", "plateau"] = "constant"
+    step_size: PosInt = 10
+    gamma: float = Field(0.1, gt=0.0, le=1.0)
+    min_lr: float = Field(0.0, ge=0.0)
+    pct_start: float = Field(0.3, gt=0.0, lt=1.0)
+    factor: float = Field(0.1, gt=0.0, lt=1.0)
+    patience: int = Field(2, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0.0)
+
+
+class EarlyStopSpec(_Spec):
+    """Stop when ``metric`` has not improved by ``min_delta`` for ``patience`` epochs."""
+
+    metric: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: PosInt = 3
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = True
+
+
+# ------------------------------------------------------------------------------------------- a run
+
+#: Fields that say where a run executes or what of it to keep, not what it computes. They are left
+#: out of the identity, so a study resumed on another device or asked to keep weights reuses its runs.
+NON_IDENTITY_FIELDS = frozenset({"device", "threads", "save_weights", "save_predictions"})
+
+
+class RunSpec(_Spec):
+    """One training run. See DESIGN.md section 6 for what every number it produces means."""
+
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=MLPSpec)
+    optimizer: OptimSpec = Field(default_factory=OptimSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    early_stopping: EarlyStopSpec | None = None
+    batch_size: PosInt | Literal["full"] = 64
+    epochs: PosInt = 5
+    seed: int = Field(0, ge=0)
+    train_eval: Literal["running", "full"] = Field(
+        "running",
+        description="running: mean over the epoch's batches (Keras); full: whole split in eval mode",
+    )
+    test: bool = Field(False, description="evaluate on the test set (final runs only)")
+    max_loss: float = Field(1e3, gt=0.0, description="a training loss above this marks divergence")
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: PosInt | None = Field(None, description="torch intra-op threads; None leaves torch's")
+    save_weights: bool = False
+    save_predictions: bool = False
+
+    @model_validator(mode="after")
+    def _early_stopping_needs_validation(self) -> RunSpec:
+        if self.early_stopping is not None and self.data.validation == 0:
+            raise ValueError("early_stopping needs a validation split (data.validation > 0)")
+        if self.schedule.name == "plateau" and self.data.validation == 0:
+            raise ValueError("schedule 'plateau' needs a validation split (data.validation > 0)")
+        return self
+
+    def identity_dict(self) -> dict[str, Any]:
+        """The canonical content of this run, less where it runs and what it keeps."""
+        d = self.model_dump(mode="json")
+        for k in NON_IDENTITY_FIELDS:
+            d.pop(k, None)
+        return d
+
+    def identity(self) -> str:
+        """SHA-256 (hex, 16 chars) of the canonical JSON of ``identity_dict()``."""
+        blob = json.dumps(self.identity_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_toml(self) -> str:
+        """This spec as a TOML document that ``load_run_spec`` reads back."""
+        return dump_toml(self.model_dump(mode="json", exclude_none=True))
+
+
+# ------------------------------------------------------------------------------- loading, overrides
+
+
+_UNION_TAGS = {"int", "float", "str", "bool", "list", "dict", "none"}
+
+
+def _user_key(loc: tuple[Any, ...]) -> str:
+    """pydantic's error path as the user's dotted key: drop union branch tags (``constrained-int``,
+    the model kind of a discriminated union), write list positions as ``[i]``."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        if "[" in part or "-" in part or part in _UNION_TAGS:
+            continue
+        if i == 1 and loc[0] == "model" and part in {"linear", "mlp", "cnn", "vgg11"}:
+            continue
+        out += f".{part}" if out else part
+    return out
+
+
+def spec_error(err: ValidationError, source: str = "") -> SpecError:
+    """One line from a pydantic error: ``source: key = value: what is allowed``."""
+    errors = err.errors()
+    first = errors[0]
+    key = _user_key(first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "union_tag_invalid":
+        msg = "unknown model kind; allowed: linear, mlp, cnn, vgg11"
+        key = f"{key}.kind" if key else "model.kind"
+    value = first.get("input")
+    same_key = [e for e in errors if _user_key(e["loc"]) == key]
+    if len(same_key) > 1:  # a union: say every alternative
+        msg = "; or ".join(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in same_key))
+    shown = "" if first["type"] in {"missing", "model_type"} or isinstance(value, dict) else f" = {value!r}"
+    where = f"{source}: " if source else ""
+    rest = len({_user_key(e["loc"]) for e in errors}) - 1
+    more = f" (and {rest} more)" if rest else ""
+    return SpecError(f"{where}{key or '(top level)'}{shown}: {msg}{more}")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file; a missing file or a syntax error is a ``SpecError`` naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{p}: no such file") from None
+    except OSError as e:
+        raise SpecError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{p}: malformed TOML: {e}") from None
+
+
+def load_run_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunSpec:
+    """Read a run config (TOML whose top-level keys are RunSpec fields), apply overrides, validate."""
+    raw = load_toml(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides, source=str(path))
+    try:
+        return RunSpec.model_validate(raw)
+    except ValidationError as e:
+        raise spec_error(e, str(path)) from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optimizer.lr=0.1"`` → ``("optimizer.lr", 0.1)``. Values are read as TOML (numbers, lists,
+    booleans, inline tables); anything that is not valid TOML is taken as a string."""
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected KEY=VALUE, for example optimizer.lr=0.1")
+    key, _, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    if not key:
+        raise SpecError(f"--set {text!r}: empty key")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key, parsed
+
+
+def apply_overrides(
+    raw: Mapping[str, Any], overrides: Mapping[str, Any], source: str = "--set"
+) -> dict[str, Any]:
+    """A deep copy of ``raw`` with each dotted key set. Intermediate tables are created as needed;
+    setting a key below a non-table value is a ``SpecError``. Whether the key exists is checked
+    later by validation, which names it."""
+    out = copy.deepcopy(dict(raw))
+    for dotted, value in overrides.items():
+        node: dict[str, Any] = out
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise SpecError(f"{source}: {dotted}: {where} is {child!r}, not a table")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def dump_toml(d: Mapping[str, Any]) -> str:
+    """A small TOML writer for spec dictionaries (scalars, lists of scalars, nested tables)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            tables.append((k, v))
+        else:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    for name, table in tables:
+        sub = dump_toml(table)
+        # nested tables get dotted headers
+        body, nested = [], []
+        for line in sub.splitlines():
+            (nested if line.startswith("[") or nested else body).append(line)
+        lines.append("")
+        lines.append(f"[{_toml_key(name)}]")
+        lines.extend(body)
+        for line in nested:
+            if line.startswith("["):
+                line = f"[{_toml_key(name)}.{line[1:]}"
+            lines.append(line)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
