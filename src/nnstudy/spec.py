@@ -44,6 +44,8 @@ __all__ = [
     "apply_overrides",
     "parse_override",
     "spec_error",
+    "SHORTCUTS",
+    "make_run_spec",
 ]
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "identity"]
@@ -255,6 +257,13 @@ class RunSpec(_Spec):
     save_weights: bool = False
     save_predictions: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_kind_defaults_to_mlp(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and "kind" not in raw["model"]:
+            raw = {**raw, "model": {"kind": "mlp", **raw["model"]}}
+        return raw
+
     @model_validator(mode="after")
     def _early_stopping_needs_validation(self) -> RunSpec:
         if self.early_stopping is not None and self.data.validation == 0:
@@ -281,6 +290,99 @@ class RunSpec(_Spec):
 
 
 # ------------------------------------------------------------------------------- loading, overrides
+
+#: Short names for RunSpec keys, shared by ``nnstudy train``'s flags (``--lr``, ``--hidden``) and the
+#: Python API (``nnstudy.train(lr=0.1, hidden=[300])``): name → (dotted key, help).
+SHORTCUTS: dict[str, tuple[str, str]] = {
+    "dataset": ("data.dataset", "mnist, fashion-mnist or kmnist"),
+    "validation": ("data.validation", "fraction of the training file held out for validation"),
+    "split_seed": ("data.split_seed", "seed of the stratified validation split"),
+    "per_class": ("data.per_class", "keep this many training images per class"),
+    "fraction": ("data.fraction", "keep this fraction of the training images"),
+    "limit": ("data.limit", "keep at most this many training images"),
+    "normalize": ("data.normalize", "none, unit, center, standardize or per-pixel"),
+    "model": ("model.kind", "linear, mlp, cnn or vgg11"),
+    "hidden": ("model.hidden", "mlp hidden widths, e.g. 300 or 50,50,50"),
+    "activation": ("model.activation", "relu, tanh, sigmoid, gelu or identity"),
+    "dropout": ("model.dropout", "dropout rate, or one per layer: 0.2,0,0"),
+    "batchnorm": ("model.batchnorm", "batch normalization after each layer (true/false)"),
+    "init": ("model.init", "default, xavier, kaiming, normal or constant"),
+    "init_std": ("model.init_std", "standard deviation for --init normal"),
+    "init_value": ("model.init_value", "value for --init constant"),
+    "channels": ("model.channels", "cnn channels per conv block, e.g. 32,64"),
+    "kernel": ("model.kernel", "cnn kernel size"),
+    "padding": ("model.padding", "cnn padding: an integer or same"),
+    "pool": ("model.pool", "cnn pooling: max, avg or none"),
+    "conv_dropout": ("model.conv_dropout", "cnn dropout after each conv block"),
+    "head": ("model.head", "cnn/vgg11 dense head widths, e.g. 128"),
+    "width": ("model.width", "vgg11 channel multiplier"),
+    "optimizer": ("optimizer.name", "sgd, adam, adamw, rmsprop or adadelta"),
+    "lr": ("optimizer.lr", "learning rate"),
+    "momentum": ("optimizer.momentum", "sgd/rmsprop momentum"),
+    "nesterov": ("optimizer.nesterov", "nesterov momentum (sgd)"),
+    "weight_decay": ("optimizer.weight_decay", "L2 penalty (decoupled for adamw)"),
+    "schedule": ("schedule.name", "constant, step, exponential, cosine, onecycle or plateau"),
+    "step_size": ("schedule.step_size", "epochs between steps of the step schedule"),
+    "gamma": ("schedule.gamma", "decay factor of step/exponential schedules"),
+    "min_lr": ("schedule.min_lr", "final learning rate of the cosine schedule"),
+    "warmup_epochs": ("schedule.warmup_epochs", "linear warmup length in epochs"),
+    "early_stopping": ("early_stopping.patience", "stop after this many epochs without improvement"),
+    "early_stopping_metric": ("early_stopping.metric", "val_loss or val_accuracy"),
+    "batch_size": ("batch_size", "batch size, or full for full-batch gradient descent"),
+    "epochs": ("epochs", "passes over the training split"),
+    "seed": ("seed", "random seed of initialization, data order and dropout"),
+    "train_eval": ("train_eval", "running (mean over batches) or full (eval pass after each epoch)"),
+    "test": ("test", "evaluate on the test set at the end"),
+    "max_loss": ("max_loss", "training loss above which the run counts as diverged"),
+    "precision": ("precision", "fp32 or bf16 (autocast)"),
+    "device": ("device", "auto, cpu or cuda"),
+    "threads": ("threads", "torch threads for this run"),
+    "save_weights": ("save_weights", "keep the final weights"),
+    "save_predictions": ("save_predictions", "keep validation/test predictions"),
+}
+
+
+#: Keys whose value is always a list: a single number given for them is a one-element list.
+LIST_KEYS = frozenset({"model.hidden", "model.channels", "model.head"})
+
+
+def make_run_spec(
+    base: RunSpec | Mapping[str, Any] | str | Path | None = None,
+    shortcuts: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    source: str = "",
+) -> RunSpec:
+    """A RunSpec from a base (a RunSpec, a dict, or a TOML file), then short names
+    (``SHORTCUTS``), then dotted overrides; validated once at the end.
+
+    Raises SpecError naming the source and the key.
+    """
+    if isinstance(base, (str, Path)):
+        source = source or str(base)
+        raw: dict[str, Any] = load_toml(base)
+    elif isinstance(base, RunSpec):
+        raw = base.model_dump(mode="json")
+    else:
+        raw = dict(base or {})
+    dotted: dict[str, Any] = {}
+    for name, value in (shortcuts or {}).items():
+        if value is None:
+            continue
+        if name not in SHORTCUTS:
+            raise SpecError(f"{source or 'arguments'}: unknown option {name!r}; allowed: {', '.join(SHORTCUTS)}")
+        dotted[SHORTCUTS[name][0]] = value
+    if "model.kind" in dotted and isinstance(raw.get("model"), dict):
+        if raw["model"].get("kind") != dotted["model.kind"]:
+            raw["model"] = {}  # another model kind: the base's model fields do not apply to it
+    dotted.update(overrides or {})
+    for key in LIST_KEYS & dotted.keys():
+        if not isinstance(dotted[key], list):  # --hidden 300 means one layer of 300
+            dotted[key] = [dotted[key]]
+    raw = apply_overrides(raw, dotted, source=source or "--set")
+    try:
+        return RunSpec.model_validate(raw)
+    except ValidationError as e:
+        raise spec_error(e, source) from None
 
 
 _UNION_TAGS = {"int", "float", "str", "bool", "list", "dict", "none"}

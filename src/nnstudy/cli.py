@@ -1,0 +1,247 @@
+"""The ``nnstudy`` command. Thin: parses, calls the library, prints.
+
+Every user mistake surfaces as an ``NnstudyError`` and leaves as one line on stderr with exit
+code 2 (click's own usage errors also exit 2). Anything else is our bug and keeps its traceback.
+
+``train`` and ``summary`` take their run flags from one table, ``nnstudy.spec.SHORTCUTS``, which the
+Python API (``nnstudy.train(lr=0.1)``) reads too: a new RunSpec field gets a flag by adding a row.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nnstudy.errors import NnstudyError
+from nnstudy.spec import SHORTCUTS, RunSpec, make_run_spec, parse_override
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="nnstudy",
+    help="Neural-network studies on MNIST-family data: train runs, run studies, read their reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Datasets: fetch them, see where they are.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+#: Shortcuts that are switches (``--test`` / ``--no-test``) rather than values.
+SWITCHES = {"batchnorm", "nesterov", "test", "save_weights", "save_predictions"}
+DATA_DIR_HELP = "folder with the dataset files (default: $NNSTUDY_DATA, the cache, then download)"
+
+
+def parse_value(text: str) -> Any:
+    """A flag's text as a value: TOML scalars, and comma-separated lists (``50,50`` → [50, 50])."""
+    if "," in text:
+        return [parse_override(f"v={part}")[1] for part in text.split(",") if part.strip()]
+    return parse_override(f"v={text}")[1]
+
+
+def _shortcut_options(names: list[str]):
+    """Decorator adding one ``--flag`` per shortcut name (all default to None: unset)."""
+
+    def wrap(f):
+        for name in reversed(names):
+            key, help_text = SHORTCUTS[name]
+            flag = "--" + name.replace("_", "-")
+            if name in SWITCHES:
+                f = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=f"{help_text} [{key}]")(f)
+            else:
+                f = click.option(flag, name, default=None, metavar="VALUE", help=f"{help_text} [{key}]")(f)
+        f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                         help="set any RunSpec key, e.g. --set optimizer.beta2=0.99")(f)
+        f = click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                         help="a run config: TOML whose top-level keys are RunSpec fields")(f)
+        return f
+
+    return wrap
+
+
+def _spec_from_flags(config: Path | None, sets: tuple[str, ...], flags: dict[str, Any]) -> RunSpec:
+    shortcuts = {k: (v if k in SWITCHES or v is None else parse_value(v)) for k, v in flags.items()}
+    overrides = dict(parse_override(s) for s in sets)
+    source = str(config) if config else "arguments"
+    return make_run_spec(config, shortcuts, overrides, source=source)
+
+
+# ------------------------------------------------------------------------------------------ train
+
+TRAIN_SHORTCUTS = list(SHORTCUTS)
+MODEL_SHORTCUTS = [k for k, (key, _) in SHORTCUTS.items() if key.startswith("model.")]
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@_shortcut_options(TRAIN_SHORTCUTS)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="run folder to write (default: runs/train/<run id>)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
+@click.option("--quiet", is_flag=True, help="no per-epoch lines or progress bar")
+def train_command(config, sets, out, data_dir, quiet, **flags):
+    """Train one model and write its run folder (spec, per-epoch CSV, summary.json, figures).
+
+    Example: nnstudy train --model mlp --hidden 300 --optimizer adam --lr 1e-3 --batch-size 64
+    --epochs 10 --test --out runs/mlp300
+    """
+    from nnstudy.data import load
+    from nnstudy.report.run import write_run_folder
+    from nnstudy.train import train
+
+    spec = _spec_from_flags(config, sets, flags)
+    data = load(spec.data, data_dir=str(data_dir) if data_dir else None)  # fails before anything is written
+    out = out or Path("runs") / "train" / spec.identity()
+    with _TrainProgress(spec, quiet) as progress:
+        result = train(spec, data, callback=progress.callback)
+    write_run_folder(result, data, out)
+    console.print(_results_table(result))
+    if result.diverged:
+        console.print(f"[bold red]diverged[/] at epoch {len(result.history)} (loss above {spec.max_loss:g} or NaN)")
+    console.print(f"run folder: {out}")
+
+
+class _TrainProgress:
+    """A rich progress bar over all steps of a run (ETA), and one line per finished epoch."""
+
+    def __init__(self, spec: RunSpec, quiet: bool):
+        self.spec, self.quiet = spec, quiet
+        self.progress = None
+        self.task = None
+
+    def __enter__(self):
+        if not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("steps"), TimeRemainingColumn(), console=console, transient=True,
+            )
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def callback(self, event: str, info: dict[str, Any]) -> None:
+        if self.progress is None:
+            return
+        epochs = self.spec.epochs
+        if event == "step":
+            if self.task is None:
+                self.task = self.progress.add_task("training", total=info["steps"] * epochs)
+            done = (info["epoch"] - 1) * info["steps"] + info["step"]
+            self.progress.update(self.task, completed=done, description=f"epoch {info['epoch']}/{epochs}")
+        else:
+            r = info
+            val = "" if r["val_loss"] != r["val_loss"] else (
+                f"  val loss {r['val_loss']:.4f} acc {100 * r['val_accuracy']:.2f}%")
+            self.progress.console.print(
+                f"epoch {r['epoch']:>3}/{epochs}  train loss {r['train_loss']:.4f} "
+                f"acc {100 * r['train_accuracy']:.2f}%{val}  lr {r['lr']:.3g}  {r['seconds']:.1f}s"
+            )
+
+
+def _results_table(result) -> Table:
+    table = Table(title=f"run {result.spec.identity()} ({result.status})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in result.metrics.items():
+        shown = f"{100 * v:.2f}%" if k.endswith("accuracy") else f"{v:.4f}"
+        table.add_row(k, shown)
+    table.add_row("epochs", f"{len(result.history)}" + (" (early stop)" if result.early_stopped else ""))
+    table.add_row("parameters", f"{result.params:,}")
+    table.add_row("training time", f"{result.train_seconds:.1f} s")
+    table.add_row("throughput", f"{result.achieved_flops_per_second() / 1e9:.1f} GFLOP/s")
+    return table
+
+
+# ---------------------------------------------------------------------------------------- summary
+
+
+@click.command("summary", context_settings={"help_option_names": ["-h", "--help"]})
+@_shortcut_options(MODEL_SHORTCUTS + ["dataset"])
+def summary_command(config, sets, **flags):
+    """Print a model's layers, output shapes and parameter counts (Keras-like).
+
+    Example: nnstudy summary --model mlp --hidden 300
+    """
+    from nnstudy.models import summary
+
+    spec = _spec_from_flags(config, sets, flags)
+    s = summary(spec.model)
+    console.print(s.to_rich())
+
+
+# ------------------------------------------------------------------------------------------- data
+
+
+@data_app.command("fetch")
+def data_fetch(
+    dataset: str = typer.Argument("mnist", help="mnist, fashion-mnist or kmnist"),
+    data_dir: Path = typer.Option(None, "--data-dir", help="put the files here instead of the cache"),
+):
+    """Find or download a dataset's four files and verify their checksums."""
+    from nnstudy.data import fetch
+
+    paths = fetch(dataset, data_dir=str(data_dir) if data_dir else None)
+    for name, path in paths.items():
+        console.print(f"{name:>13}: {path}")
+
+
+@data_app.command("info")
+def data_info(data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HELP)):
+    """Where each dataset's files are found (without downloading)."""
+    from nnstudy.data import info
+
+    table = Table(title="datasets")
+    rows = info(data_dir=str(data_dir) if data_dir else None)
+    columns = list(rows[0]) if rows else []
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def build_cli() -> click.Group:
+    """The click group: typer's commands plus the flag-table commands."""
+    group = typer.main.get_group(app)
+    group.add_command(train_command)
+    group.add_command(summary_command)
+    return group
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors → one line, exit 2."""
+    cli = build_cli()
+    try:
+        cli.main(args=argv, prog_name="nnstudy", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except NnstudyError as e:
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

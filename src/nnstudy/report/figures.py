@@ -1,0 +1,100 @@
+"""Figures (matplotlib, Agg backend): drawing only, from numbers computed elsewhere.
+
+Each function returns the Figure and, given ``path``, saves it there (format from the suffix) and
+closes it, so that long studies do not accumulate open figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["learning_curves", "failure_gallery", "confusion_matrix"]
+
+TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
+
+
+def _finish(fig, path: str | Path | None):
+    if path is not None:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    return fig
+
+
+def learning_curves(curves, *, title: str = "", path: str | Path | None = None, train_eval: str = "running"):
+    """Loss and accuracy against epoch, train and validation, side by side.
+
+    ``curves`` is a DataFrame with the columns of ``nnstudy.train.EPOCH_COLUMNS``. The train label
+    says how the training numbers were measured (running mean over batches, or a full eval pass).
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    how = "running mean" if train_eval == "running" else "eval pass"
+    for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        ax.plot(curves["epoch"], curves[f"train_{metric}"], "o-", ms=3, color=TRAIN_COLOR, label=f"train ({how})")
+        if curves[f"val_{metric}"].notna().any():
+            ax.plot(curves["epoch"], curves[f"val_{metric}"], "o-", ms=3, color=VAL_COLOR, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    if (curves["train_loss"] > 0).all():
+        ax_loss.set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def failure_gallery(
+    images: np.ndarray,
+    predicted: np.ndarray,
+    true: np.ndarray,
+    *,
+    max_show: int = 10,
+    title: str = "",
+    path: str | Path | None = None,
+):
+    """The first ``max_show`` misclassified images in a row, each titled "predicted (true)"
+    as seed 000's ``show_failures`` draws them. ``images`` (N, H, W) any real dtype."""
+    wrong = np.flatnonzero(predicted != true)[:max_show]
+    n = max(len(wrong), 1)
+    fig, axes = plt.subplots(1, n, figsize=(1.1 * n, 1.5), squeeze=False)
+    for ax in axes[0]:
+        ax.axis("off")
+    for ax, i in zip(axes[0], wrong):
+        ax.imshow(images[i], cmap="gray")
+        ax.set_title(f"{predicted[i]} ({true[i]})", fontsize=10)
+    if len(wrong) == 0:
+        axes[0][0].text(0.5, 0.5, "no errors", ha="center", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.08)
+    return _finish(fig, path)
+
+
+def confusion_matrix(counts: np.ndarray, *, title: str = "", path: str | Path | None = None):
+    """A (C, C) confusion matrix (rows true, columns predicted) as a heat map with counts."""
+    k = counts.shape[0]
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    # colour by row share so that rare errors are visible next to the large diagonal
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for r in range(k):
+        for c in range(k):
+            if counts[r, c]:
+                ax.text(c, r, str(counts[r, c]), ha="center", va="center", fontsize=7,
+                        color="white" if share[r, c] > 0.5 else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _finish(fig, path)
