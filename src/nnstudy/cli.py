@@ -1,7 +1,7 @@
 """The ``nnstudy`` command. Thin: parses, calls the library, prints.
 
 Every user mistake surfaces as an ``NnstudyError`` and leaves as one line on stderr with exit
-code 2 (click's own usage errors also exit 2). Anything else is our bug and keeps its traceback.
+code 2 (typer's own usage errors also exit 2). Anything else is our bug and keeps its traceback.
 
 ``train`` and ``summary`` take their run flags from one table, ``nnstudy.spec.SHORTCUTS``, which the
 Python API (``nnstudy.train(lr=0.1)``) reads too: a new RunSpec field gets a flag by adding a row.
@@ -9,11 +9,11 @@ Python API (``nnstudy.train(lr=0.1)``) reads too: a new RunSpec field gets a fla
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 data_app = typer.Typer(help="Datasets: fetch them, see where they are.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -37,6 +38,8 @@ app.add_typer(data_app, name="data")
 #: Shortcuts that are switches (``--test`` / ``--no-test``) rather than values.
 SWITCHES = {"batchnorm", "nesterov", "test", "save_weights", "save_predictions"}
 DATA_DIR_HELP = "folder with the dataset files (default: $NNSTUDY_DATA, the cache, then download)"
+SET_HELP = "set any RunSpec key, e.g. --set optimizer.beta2=0.99 (repeatable)"
+CONFIG_HELP = "a run config: TOML whose top-level keys are RunSpec fields"
 
 
 def parse_value(text: str) -> Any:
@@ -46,46 +49,52 @@ def parse_value(text: str) -> Any:
     return parse_override(f"v={text}")[1]
 
 
-def _shortcut_options(names: list[str]):
-    """Decorator adding one ``--flag`` per shortcut name (all default to None: unset)."""
+def with_shortcuts(names: list[str]):
+    """Give a command one ``--flag`` per shortcut name (each defaults to None: unset), by extending
+    its signature, which is what typer reads. The command receives them in ``**flags``."""
 
     def wrap(f):
-        for name in reversed(names):
+        sig = inspect.signature(f)
+        own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        extra = []
+        for name in names:
             key, help_text = SHORTCUTS[name]
             flag = "--" + name.replace("_", "-")
-            if name in SWITCHES:
-                f = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=f"{help_text} [{key}]")(f)
-            else:
-                f = click.option(flag, name, default=None, metavar="VALUE", help=f"{help_text} [{key}]")(f)
-        f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                         help="set any RunSpec key, e.g. --set optimizer.beta2=0.99")(f)
-        f = click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                         help="a run config: TOML whose top-level keys are RunSpec fields")(f)
+            decls = [f"{flag}/--no-{flag[2:]}"] if name in SWITCHES else [flag]
+            option = typer.Option(None, *decls, help=f"{help_text} [{key}]", rich_help_panel="Run")
+            annotation = Optional[bool] if name in SWITCHES else Optional[str]  # noqa: UP045 (typer reads it)
+            extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                           annotation=annotation))
+        f.__signature__ = sig.replace(parameters=own + extra)
         return f
 
     return wrap
 
 
-def _spec_from_flags(config: Path | None, sets: tuple[str, ...], flags: dict[str, Any]) -> RunSpec:
+def spec_from_flags(config: Path | None, sets: list[str] | None, flags: dict[str, Any]) -> RunSpec:
+    """The RunSpec a command's flags describe: config file, then short flags, then ``--set``."""
     shortcuts = {k: (v if k in SWITCHES or v is None else parse_value(v)) for k, v in flags.items()}
-    overrides = dict(parse_override(s) for s in sets)
+    overrides = dict(parse_override(s) for s in sets or [])
     source = str(config) if config else "arguments"
     return make_run_spec(config, shortcuts, overrides, source=source)
 
 
 # ------------------------------------------------------------------------------------------ train
 
-TRAIN_SHORTCUTS = list(SHORTCUTS)
 MODEL_SHORTCUTS = [k for k, (key, _) in SHORTCUTS.items() if key.startswith("model.")]
 
 
-@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
-@_shortcut_options(TRAIN_SHORTCUTS)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="run folder to write (default: runs/train/<run id>)")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help=DATA_DIR_HELP)
-@click.option("--quiet", is_flag=True, help="no per-epoch lines or progress bar")
-def train_command(config, sets, out, data_dir, quiet, **flags):
+@app.command("train")
+@with_shortcuts(list(SHORTCUTS))
+def train_command(
+    config: Optional[Path] = typer.Option(None, "--config", dir_okay=False, help=CONFIG_HELP),  # noqa: UP045
+    sets: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),  # noqa: UP045
+    out: Optional[Path] = typer.Option(  # noqa: UP045
+        None, "--out", file_okay=False, help="run folder to write (default: runs/train/<run id>)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", help="no per-epoch lines or progress bar"),
+    **flags: Any,
+):
     """Train one model and write its run folder (spec, per-epoch CSV, summary.json, figures).
 
     Example: nnstudy train --model mlp --hidden 300 --optimizer adam --lr 1e-3 --batch-size 64
@@ -95,7 +104,7 @@ def train_command(config, sets, out, data_dir, quiet, **flags):
     from nnstudy.report.run import write_run_folder
     from nnstudy.train import train
 
-    spec = _spec_from_flags(config, sets, flags)
+    spec = spec_from_flags(config, sets, flags)
     data = load(spec.data, data_dir=str(data_dir) if data_dir else None)  # fails before anything is written
     out = out or Path("runs") / "train" / spec.identity()
     with _TrainProgress(spec, quiet) as progress:
@@ -166,16 +175,20 @@ def _results_table(result) -> Table:
 # ---------------------------------------------------------------------------------------- summary
 
 
-@click.command("summary", context_settings={"help_option_names": ["-h", "--help"]})
-@_shortcut_options(MODEL_SHORTCUTS + ["dataset"])
-def summary_command(config, sets, **flags):
-    """Print a model's layers, output shapes and parameter counts (Keras-like).
+@app.command("summary")
+@with_shortcuts(MODEL_SHORTCUTS)
+def summary_command(
+    config: Optional[Path] = typer.Option(None, "--config", dir_okay=False, help=CONFIG_HELP),  # noqa: UP045
+    sets: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),  # noqa: UP045
+    **flags: Any,
+):
+    """Print a model's layers, output shapes and parameter counts (Keras-like), and its FLOPs.
 
     Example: nnstudy summary --model mlp --hidden 300
     """
     from nnstudy.models import summary
 
-    spec = _spec_from_flags(config, sets, flags)
+    spec = spec_from_flags(config, sets, flags)
     s = summary(spec.model)
     console.print(s.to_rich())
 
@@ -214,33 +227,14 @@ def data_info(data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HE
 # ------------------------------------------------------------------------------------------- main
 
 
-def build_cli() -> click.Group:
-    """The click group: typer's commands plus the flag-table commands."""
-    group = typer.main.get_group(app)
-    group.add_command(train_command)
-    group.add_command(summary_command)
-    return group
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors → one line, exit 2."""
-    cli = build_cli()
+    """Console-script entry point. A user's mistake (``NnstudyError``) → one line, exit 2; usage
+    errors are typer's (also exit 2); anything else is our bug and keeps its traceback."""
     try:
-        cli.main(args=argv, prog_name="nnstudy", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        app(args=argv, prog_name="nnstudy")
     except NnstudyError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -67,7 +67,7 @@ def failure_gallery(
     fig, axes = plt.subplots(1, n, figsize=(1.1 * n, 1.5), squeeze=False)
     for ax in axes[0]:
         ax.axis("off")
-    for ax, i in zip(axes[0], wrong):
+    for ax, i in zip(axes[0], wrong, strict=False):  # fewer errors than panels is fine
         ax.imshow(images[i], cmap="gray")
         ax.set_title(f"{predicted[i]} ({true[i]})", fontsize=10)
     if len(wrong) == 0:
