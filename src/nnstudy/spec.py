@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from nnstudy.errors import SpecError
 
@@ -98,20 +98,26 @@ class LinearSpec(_ModelBase):
 
 
 class MLPSpec(_ModelBase):
-    """Fully connected: Linear → [BatchNorm] → activation → [Dropout] per hidden width."""
+    """Fully connected: Linear → [BatchNorm] → activation → [Dropout] per hidden width.
+
+    ``dropout`` and ``batchnorm`` take one value for every hidden layer or a list with one each
+    (seed 002's MLP has batch norm after its second layer only: ``batchnorm = [false, true]``).
+    """
 
     kind: Literal["mlp"] = "mlp"
     hidden: list[PosInt] = Field(default_factory=lambda: [100], min_length=1)
     dropout: Prob | list[Prob] = Field(0.0, description="one rate for all hidden layers, or one each")
-    batchnorm: bool = False
+    batchnorm: bool | list[bool] = False
 
     @model_validator(mode="after")
-    def _dropout_matches(self) -> MLPSpec:
-        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
-            raise ValueError(
-                f"dropout has {len(self.dropout)} rates but hidden has {len(self.hidden)} layers; "
-                "give one rate per hidden layer or a single number"
-            )
+    def _per_layer_lists_match(self) -> MLPSpec:
+        for name in ("dropout", "batchnorm"):
+            v = getattr(self, name)
+            if isinstance(v, list) and len(v) != len(self.hidden):
+                raise ValueError(
+                    f"{name} has {len(v)} values but hidden has {len(self.hidden)} layers; "
+                    "give one per hidden layer or a single value"
+                )
         return self
 
     def dropouts(self) -> list[float]:
@@ -119,18 +125,26 @@ class MLPSpec(_ModelBase):
         d = self.dropout
         return list(d) if isinstance(d, list) else [float(d)] * len(self.hidden)
 
+    def batchnorms(self) -> list[bool]:
+        """Whether each hidden layer has batch normalization."""
+        b = self.batchnorm
+        return list(b) if isinstance(b, list) else [b] * len(self.hidden)
+
 
 class CNNSpec(_ModelBase):
     """Conv blocks (conv → [BN] → activation → [pool] → [dropout]) then a dense head.
 
-    Seed 003's CNN is ``channels=[32, 64], kernel=3, batchnorm=true, head=[128], dropout=0.2``.
+    Seed 003's PyTorch CNN is ``channels=[32, 64], kernel=3, batchnorm=true, head=[128],
+    dropout=0.2``; its Keras baseline (two 2×2 "same" convolutions of 8 filters, one pool, no
+    hidden dense layer) is ``channels=[8, 8], kernel=2, pool_every=2, head=[]``.
     """
 
     kind: Literal["cnn"] = "cnn"
     channels: list[PosInt] = Field(default_factory=lambda: [32, 64], min_length=1)
     kernel: PosInt = 3
-    padding: int | Literal["same"] = "same"
+    padding: Annotated[int, Strict()] | Literal["same"] = "same"
     pool: Literal["max", "avg", "none"] = "max"
+    pool_every: PosInt = Field(1, description="pool after every this many conv blocks")
     batchnorm: bool = False
     conv_dropout: Prob = 0.0
     head: list[PosInt] = Field(default_factory=lambda: [128])

@@ -87,11 +87,19 @@ def test_vgg11_head_has_no_batchnorm_and_honours_dropout():
 # ------------------------------------------------------------------------------------------- errors
 
 
-def test_same_padding_with_even_kernel_is_a_spec_error():
-    with pytest.raises(
-        SpecError, match=r"model\.padding = 'same' needs an odd model\.kernel, got kernel = 4:"
-    ):
-        build_model(CNNSpec(kernel=4, padding="same"))
+def test_same_padding_keeps_the_size_for_even_kernels_and_pool_every_groups_blocks():
+    # seed 003's Keras baseline: Conv2D(8, 2×2, same) ×2 → MaxPool → Flatten → Dense(10)
+    spec = CNNSpec(channels=[8, 8], kernel=2, pool_every=2, head=[])
+    model = build_model(spec)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert count_params(spec) == sum(p.numel() for p in model.parameters()) == 40 + 264 + 8 * 14 * 14 * 10 + 10
+
+
+def test_mlp_batchnorm_per_layer_as_in_seed_002():
+    model = build_model(MLPSpec(hidden=[512, 512], batchnorm=[False, True]))
+    assert [type(m).__name__ for m in model] == ["Flatten", "Linear", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
 
 
 @pytest.mark.parametrize("describe", [build_model, count_params, layers, summary])
@@ -120,7 +128,7 @@ def test_bad_input_or_classes_is_a_spec_error(input_shape, num_classes):
 
 
 def test_spec_errors_are_one_line():
-    for spec in (CNNSpec(kernel=2), CNNSpec(channels=[8] * 6), CNNSpec(kernel=29, padding=0)):
+    for spec in (CNNSpec(channels=[8] * 6), CNNSpec(kernel=29, padding=0)):
         with pytest.raises(SpecError) as err:
             build_model(spec)
         assert "\n" not in str(err.value)

@@ -119,12 +119,13 @@ class Dense(Op):
 @dataclass(frozen=True)
 class Conv(Op):
     """``nn.Conv2d(c_in, c_out, kernel, padding=padding)``, stride 1: ``(c_in, H, W)`` →
-    ``(c_out, H + 2p − k + 1, W + 2p − k + 1)``. ``then`` as for ``Dense``."""
+    ``(c_out, H + 2p − k + 1, W + 2p − k + 1)``, or ``(c_out, H, W)`` for ``padding = "same"``.
+    ``then`` as for ``Dense``."""
 
     c_in: int
     c_out: int
     kernel: int
-    padding: int
+    padding: int | str
     then: str = "identity"
 
     @property
@@ -140,6 +141,8 @@ class Conv(Op):
 
     def out_shape(self, shape: Shape) -> Shape:
         _, h, w = shape
+        if self.padding == "same":
+            return (self.c_out, h, w)
         grow = 2 * self.padding - self.kernel + 1
         return (self.c_out, h + grow, w + grow)
 

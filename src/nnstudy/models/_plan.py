@@ -77,6 +77,7 @@ def plan(spec: AnyModelSpec, input_shape: Sequence[int] = (1, 28, 28), num_class
         SpecError: ``input_shape`` is not three positive sizes, ``num_classes`` < 1, a CNN asks for
             ``padding = "same"`` with an even kernel, or a feature map shrinks to 0 (too many pools,
             or a kernel larger than its padded input); the message names the key and the sizes.
+            ``padding = "same"`` works with any kernel size.
     """
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 3 or min(shape) < 1:
@@ -87,8 +88,8 @@ def plan(spec: AnyModelSpec, input_shape: Sequence[int] = (1, 28, 28), num_class
     if isinstance(spec, (LinearSpec, MLPSpec)):
         stack.add(Flatten())  # (B, C, H, W) -> (B, C·H·W)
         if isinstance(spec, MLPSpec):
-            for width, p in zip(spec.hidden, spec.dropouts(), strict=True):
-                stack.dense(width, spec.activation, spec.batchnorm, p)
+            for width, p, bn in zip(spec.hidden, spec.dropouts(), spec.batchnorms(), strict=True):
+                stack.dense(width, spec.activation, bn, p)
     elif isinstance(spec, CNNSpec):
         _cnn_features(stack, spec)
         stack.add(Flatten())  # (B, C, H, W) -> (B, C·H·W)
@@ -105,23 +106,12 @@ def plan(spec: AnyModelSpec, input_shape: Sequence[int] = (1, 28, 28), num_class
     return stack.steps
 
 
-def same_padding(kernel: int) -> int:
-    """The padding that keeps H and W for a stride-1 convolution with an odd ``kernel``.
-
-    Raises:
-        SpecError: ``kernel`` is even (no symmetric padding keeps the size).
-    """
-    if kernel % 2 == 0:
-        raise SpecError(
-            f"model.padding = 'same' needs an odd model.kernel, got kernel = {kernel}: an even kernel cannot "
-            "keep the size with equal padding on both sides; use an odd kernel or an integer padding"
-        )
-    return kernel // 2
-
-
 def _cnn_features(stack: _Stack, spec: CNNSpec) -> None:
-    """Per entry of ``channels``: Conv2d → [BatchNorm2d] → activation → [pool] → [Dropout]."""
-    padding = same_padding(spec.kernel) if spec.padding == "same" else spec.padding
+    """Per entry of ``channels``: Conv2d → [BatchNorm2d] → activation, then after every
+    ``pool_every`` blocks → [pool] → [Dropout]. ``padding = "same"`` keeps H and W for any kernel
+    (torch pads an even kernel one more on the bottom/right, as Keras does)."""
+    # odd kernels: the symmetric integer padding (the same module a notebook writes by hand)
+    padding = spec.kernel // 2 if spec.padding == "same" and spec.kernel % 2 else spec.padding
     c_in, h0, w0 = stack.shape
     for i, c in enumerate(spec.channels, start=1):
         _, h, w = stack.shape
@@ -135,6 +125,9 @@ def _cnn_features(stack: _Stack, spec: CNNSpec) -> None:
             stack.add(BatchNorm(c, dims=2))
         if spec.activation != "identity":
             stack.add(Activation(spec.activation))
+        if i % spec.pool_every:
+            c_in = c
+            continue
         if spec.pool != "none":
             _, h, w = stack.shape
             pool_collapse = (
