@@ -12,7 +12,7 @@ import pytest
 
 
 def nnstudy(*args: str, cwd: Path, data_dir: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NNSTUDY_DATA": str(data_dir), "NNSTUDY_MIRRORS": "http://127.0.0.1:9/"}
+    env = {**os.environ, "NNSTUDY_DATA": str(data_dir), "NNSTUDY_MIRRORS": "http://127.0.0.1:9/", "NNSTUDY_NPM": ""}
     return subprocess.run([sys.executable, "-m", "nnstudy", *args], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=timeout)
 
@@ -104,7 +104,7 @@ def test_missing_or_corrupt_data_is_one_line_and_exit_2(tmp_path, mnist_dir, dam
          "--out", str(tmp_path / "run")],
         cwd=tmp_path, text=True, capture_output=True, timeout=300,
         env={**os.environ, "NNSTUDY_CACHE": str(env_cache), "NNSTUDY_MIRRORS": "http://127.0.0.1:9/",
-             "PATH": "/usr/bin:/bin", "NNSTUDY_DATA": ""},
+             "NNSTUDY_NPM": "", "NNSTUDY_DATA": ""},
     )
     assert p.returncode == 2, p.stdout + p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr

@@ -23,14 +23,7 @@ import numpy as np
 from nnstudy.report import figures
 from nnstudy.train.result import RunResult
 
-__all__ = ["write_run_folder", "split_images"]
-
-
-def split_images(data: Any, split: str) -> np.ndarray:
-    """Images of a split as the model saw them, (N, H, W) float. ``imshow`` scales each image to
-    its own range, so every normalization but per-pixel draws exactly like the raw image."""
-    x = getattr(data, f"{split}_x")
-    return x[:, 0].cpu().numpy()
+__all__ = ["write_run_folder"]
 
 
 def write_run_folder(result: RunResult, data: Any, out: str | Path) -> Path:
@@ -44,7 +37,7 @@ def write_run_folder(result: RunResult, data: Any, out: str | Path) -> Path:
     if result.val_pred is not None and len(result.val_pred):
         true = data.val_y.cpu().numpy()
         figures.failure_gallery(
-            split_images(data, "val"), result.val_pred, true,
+            data.images("val").numpy(), result.val_pred, true,
             title="misclassified validation images: predicted (true)", path=out / "failures.png",
         )
     for split, counts in result.confusion.items():

@@ -1,0 +1,81 @@
+"""What the analysis needs to know about a study besides its results: ``StudyContext``.
+
+The study layer builds one from its StudySpec; tests build one by hand. Keys are dotted RunSpec paths
+(``"optimizer.lr"``, ``"batch_size"``, ``"model.activation"``), the same names as the result columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Search-space kinds a nuisance entry may have: ``{"log": [lo, hi]}`` and so on.
+SPACE_KINDS = ("log", "uniform", "int", "choice")
+
+
+def default_direction(metric: str) -> str:
+    """``"min"`` for losses (any metric whose name contains ``loss``), ``"max"`` otherwise."""
+    return "min" if "loss" in metric else "max"
+
+
+def check_direction(direction: str) -> str:
+    """Return ``direction`` if it is ``"max"`` or ``"min"``; raise ValueError otherwise."""
+    if direction not in ("max", "min"):
+        raise ValueError(f"direction must be 'max' or 'min', got {direction!r}")
+    return direction
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    """A study's question and design, as the analysis reads them.
+
+    Attributes:
+        metric: the result column the arms are ranked by (chosen on validation, e.g. ``val_accuracy``).
+        direction: ``"max"`` or ``"min"``; None infers it from the metric's name (losses are minimized).
+        scientific: the compared keys and their values (one arm per combination).
+        nuisance: keys re-tuned within every arm and their search spaces, each ``{"log": [lo, hi]}``,
+            ``{"uniform": [lo, hi]}``, ``{"int": [lo, hi]}`` or ``{"choice": [...]}``. Entries that
+            are not a search space (the study file's ``trials``, ``sampler``) are ignored.
+        base: the fixed hyperparameters, flattened to dotted keys (``{"optimizer.lr": 0.05}``).
+        seeds: final runs per arm the study asked for (None: unknown).
+        epochs: epochs per run the study asked for (None: unknown).
+        question: the study's question, in the author's words.
+    """
+
+    metric: str = "val_accuracy"
+    direction: str | None = None
+    scientific: Mapping[str, list[Any]] = field(default_factory=dict)
+    nuisance: Mapping[str, Any] = field(default_factory=dict)
+    base: Mapping[str, Any] = field(default_factory=dict)
+    seeds: int | None = None
+    epochs: int | None = None
+    question: str = ""
+
+    def __post_init__(self) -> None:
+        direction = default_direction(self.metric) if self.direction is None else self.direction
+        object.__setattr__(self, "direction", check_direction(direction))
+
+    @property
+    def better(self) -> str:
+        """The direction, never None (``__post_init__`` filled it in)."""
+        assert self.direction is not None
+        return self.direction
+
+    def search_space(self) -> dict[str, tuple[str, list[Any]]]:
+        """The nuisance keys that are search spaces: ``{key: (kind, values)}``.
+
+        Raises ValueError for a numeric range that is not two increasing numbers.
+        """
+        space: dict[str, tuple[str, list[Any]]] = {}
+        for key, spec in self.nuisance.items():
+            if not isinstance(spec, Mapping):
+                continue
+            kinds = [k for k in SPACE_KINDS if k in spec]
+            if not kinds:
+                continue
+            kind, values = kinds[0], list(spec[kinds[0]])
+            if kind != "choice" and (len(values) != 2 or not float(values[0]) < float(values[1])):
+                raise ValueError(f"nuisance {key!r}: {kind} range must be [low, high] with low < high, got {values!r}")
+            space[str(key)] = (kind, values)
+        return space

@@ -1,0 +1,192 @@
+"""Findings: a study's answer as a short ranked list of sentences, each with its numbers.
+
+Order: (1) the answer: the best arm by the study's metric with its mean and 95% t-interval over
+seeds, and whether it beats the runner-up by the P(A>B) rule of Bouthillier et al. (2021), with the
+interval and the paired mean difference (``stats``); (2) the best arm's test score, where final runs
+were tested; (3) the spread of the arms' means against the seed-to-seed noise; (4) the nuisance values
+each arm settled on, where they were tuned; (5) the methodology checks' warnings (``checks``).
+
+No sentence goes without a number: accuracies read as percents with 2 decimals, losses with 4
+significant digits, probabilities with 2 decimals, intervals as ``[low, high]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from nnstudy.analysis import _format as fmt
+from nnstudy.analysis import _frame, stats
+from nnstudy.analysis._check import WARNING, Check
+from nnstudy.analysis.checks import chosen_values, run_checks
+from nnstudy.analysis.context import StudyContext
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One ranked sentence. ``kind``: answer, test, spread, nuisance, or ``check:<name>``."""
+
+    rank: int
+    kind: str
+    sentence: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def _score(mi: stats.MeanInterval, metric: str) -> str:
+    """``97.85% [97.61%, 98.09%] over 5 seeds``, or ``97.85% (1 seed, no interval)``."""
+    if mi.n < 2:
+        return f"{fmt.value(mi.mean, metric)} ({fmt.plural(mi.n, 'seed')}, no interval)"
+    return f"{fmt.value(mi.mean, metric)} {fmt.interval(mi.low, mi.high, metric)} over {fmt.plural(mi.n, 'seed')}"
+
+
+def _answer(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) -> tuple[str, dict[str, Any]]:
+    m = ctx.metric
+    ranked = stats.rank_arms(results, ctx.metric, ctx.better)
+    if not ranked:
+        finals = _frame.phase_rows(results, "final")
+        n_arms = len(_frame.arms(results)) if "arm" in results.columns else 0
+        return (
+            f"No final run has a {m} yet (0 of {len(finals)} final runs completed across "
+            f"{fmt.plural(n_arms, 'arm')}), so there is no answer.",
+            {"finals": len(finals)},
+        )
+    best, mb = ranked[0]
+    head = f"{best} has the best mean {m}: {_score(mb, m)}"
+    numbers: dict[str, Any] = {"best": best, "mean": mb.mean, "low": mb.low, "high": mb.high, "n": mb.n}
+    if len(ranked) == 1:
+        return head + "; no other arm has completed final runs to compare it with.", numbers
+    ru, mr = ranked[1]
+    va, vb = _frame.seed_values(results, m, best), _frame.seed_values(results, m, ru)
+    pb = stats.prob_better(va, vb, ctx.better, n_boot=n_boot, seed=seed)
+    pd_ = stats.paired_difference(va, vb, n_boot=n_boot, seed=seed)
+    evidence = (
+        f"P({best} beats {ru}) = {fmt.prob(pb.p)} {fmt.prob_interval(pb.low, pb.high)} over "
+        f"{fmt.plural(pb.n_pairs, 'seed pair')}, mean difference {fmt.diff(pd_.mean_diff, m)} "
+        f"{fmt.interval(pd_.low, pd_.high, m, as_diff=True)}"
+    )
+    runner = f"the runner-up {ru} ({_score(mr, m)})"
+    if pb.decision == stats.A_BETTER:
+        tail = f"it beats {runner}: {evidence}."
+    elif pb.decision == stats.B_BETTER:
+        tail = (
+            f"but {runner} beats it in most seed pairs: {evidence}; the mean and the pairwise "
+            f"comparison disagree, so a few seeds drive the mean."
+        )
+    else:
+        few = (
+            f", fewer than the {pb.min_pairs} any verdict needs at 95% confidence"
+            if pb.n_pairs < pb.min_pairs
+            else ", an interval that contains 0.5"
+        )
+        tail = f"it cannot be told apart from {runner}: {evidence}{few}."
+    numbers.update(
+        {
+            "runner_up": ru,
+            "runner_up_mean": mr.mean,
+            "p": pb.p,
+            "p_low": pb.low,
+            "p_high": pb.high,
+            "n_pairs": pb.n_pairs,
+            "decision": pb.decision,
+            "diff": pd_.mean_diff,
+            "diff_low": pd_.low,
+            "diff_high": pd_.high,
+        }
+    )
+    return f"{head}; {tail}", numbers
+
+
+def _test(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, Any]] | None:
+    """The best arm's test score, where the final runs were tested and the metric is not the test one."""
+    ranked = stats.rank_arms(results, ctx.metric, ctx.better)
+    test = "test_" + ctx.metric.split("_", 1)[-1]
+    if not ranked or test == ctx.metric or test not in results.columns:
+        return None
+    best = ranked[0][0]
+    done = _frame.final_complete(results)
+    mi = stats.mean_interval(pd.to_numeric(done.loc[done["arm"] == best, test], errors="coerce"))
+    if mi.n == 0:
+        return None
+    return (
+        f"On the test set, which chose nothing, {best} scored {test} {_score(mi, test)}.",
+        {"arm": best, "metric": test, "mean": mi.mean, "low": mi.low, "high": mi.high, "n": mi.n},
+    )
+
+
+def _spread(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, Any]] | None:
+    """Best minus worst arm mean, next to the largest seed-to-seed standard deviation within an arm."""
+    ranked = stats.rank_arms(results, ctx.metric, ctx.better)
+    if len(ranked) < 2:
+        return None
+    m = ctx.metric
+    (best, mb), (worst, mw) = ranked[0], ranked[-1]
+    spread = abs(mb.mean - mw.mean)
+    stds = [mi.std for _, mi in ranked if math.isfinite(mi.std)]
+    noise = (
+        f", against a seed-to-seed std of at most {fmt.bare(max(stds), m)}{fmt.unit(m)} within an arm" if stds else ""
+    )
+    return (
+        f"Across the {len(ranked)} arms the mean {m} ranges from {fmt.value(mw.mean, m)} ({worst}) "
+        f"to {fmt.value(mb.mean, m)} ({best}), a spread of {fmt.bare(spread, m)}{fmt.unit(m)}{noise}.",
+        {
+            "arms": len(ranked),
+            "best": mb.mean,
+            "worst": mw.mean,
+            "spread": spread,
+            "max_seed_std": max(stds) if stds else math.nan,
+        },
+    )
+
+
+def _nuisance(results: pd.DataFrame, ctx: StudyContext) -> list[tuple[str, dict[str, Any]]]:
+    """One sentence per tuned key: the value each arm settled on, with the trials it took."""
+    chosen = chosen_values(results, ctx)
+    tune = _frame.phase_rows(results, "tune")
+    if not len(tune) or chosen.empty:
+        return []
+    trials = tune.groupby("arm", sort=False).size()
+    budget = (
+        f"{int(trials.min())} trials per arm"
+        if trials.min() == trials.max()
+        else f"{int(trials.min())}–{int(trials.max())} trials per arm"
+    )
+    out = []
+    for key in chosen.columns:
+        values = chosen[key].dropna()
+        if values.empty:
+            continue
+        listed = ", ".join(f"{arm} → {fmt.num(v)}" for arm, v in values.items())
+        out.append(
+            (
+                f"Tuned {key} (on {ctx.metric}, {budget}): {listed}.",
+                {"key": key, "chosen": values.to_dict(), "trials": trials.to_dict()},
+            )
+        )
+    return out
+
+
+def findings(
+    results: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    ctx: StudyContext,
+    checks: list[Check] | None = None,
+    n_boot: int = stats.N_BOOT,
+    seed: int = 0,
+) -> list[Finding]:
+    """The study's findings, answer first; ``checks`` defaults to ``run_checks(results, curves, ctx)``.
+
+    Raises ValueError where ``results`` has no ``arm`` column.
+    """
+    _frame.require(results, ["arm"])
+    items: list[tuple[str, str, dict[str, Any]]] = [("answer", *_answer(results, ctx, n_boot, seed))]
+    for kind, part in (("test", _test(results, ctx)), ("spread", _spread(results, ctx))):
+        if part is not None:
+            items.append((kind, *part))
+    items += [("nuisance", s, n) for s, n in _nuisance(results, ctx)]
+    if checks is None:
+        checks = run_checks(results, curves, ctx, n_boot=n_boot, seed=seed)
+    items += [(f"check:{c.name}", c.sentence, c.numbers) for c in checks if c.severity == WARNING]
+    return [Finding(rank, kind, sentence, numbers) for rank, (kind, sentence, numbers) in enumerate(items, 1)]

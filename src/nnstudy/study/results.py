@@ -1,0 +1,135 @@
+"""A study's tables, computed from its stored runs in design order (see ``nnstudy.study`` for the schema).
+
+Rows follow the design, not the clock: arm by arm (scientific order), tuning trials then final
+seeds. Two stores holding the same runs give the same tables, however and in how many sittings the
+runs were trained, which is what makes "the table after a kill and resume equals the uninterrupted
+one" a test of equality.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from nnstudy.study.design import ArmPlan, PlannedRun
+from nnstudy.study.spec import StudySpec, render_value
+from nnstudy.study.store import Record
+
+__all__ = ["RESULT_COLUMNS", "arm_summary", "curves_frame", "planned_records", "results_frame", "status_frame"]
+
+METRIC_COLUMNS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+#: Columns of ``results()`` around the hyperparameter columns (one per scientific and nuisance key).
+RESULT_COLUMNS = (
+    ("run", "arm", "phase", "trial", "seed", "status"),
+    (*METRIC_COLUMNS, "epochs_run", "best_epoch", "early_stopped", "train_seconds", "seconds", "params", "error"),
+)
+#: Columns that measure the machine, not the model: the only ones two identical studies may differ in.
+TIMING_COLUMNS = ("train_seconds", "seconds")
+
+
+def planned_records(plans: Sequence[ArmPlan], by_id: dict[str, Record]) -> list[tuple[PlannedRun, Record]]:
+    """(planned run, its record) in design order, each identity once (a tuning trial that repeats an
+    earlier one's values is the same run, trained and listed once)."""
+    out, seen = [], set()
+    for plan in plans:
+        for run in plan.planned:
+            rec = by_id.get(run.identity)
+            if rec is not None and run.identity not in seen:
+                seen.add(run.identity)
+                out.append((run, rec))
+    return out
+
+
+def _keys(spec: StudySpec) -> list[str]:
+    return list(spec.scientific) + (list(spec.nuisance.params) if spec.nuisance else [])
+
+
+def results_frame(spec: StudySpec, rows: Sequence[tuple[PlannedRun, Record]]) -> pd.DataFrame:
+    """One row per stored run: identity, arm, phase, trial, seed, status, hyperparameters, metrics."""
+    head, tail = RESULT_COLUMNS
+    keys = _keys(spec)
+    records = []
+    for run, rec in rows:
+        row: dict[str, Any] = {"run": rec.run, "arm": rec.arm, "phase": rec.phase, "trial": rec.slot,
+                               "seed": rec.seed, "status": rec.status}
+        row.update({k: run.arm.values.get(k, run.params.get(k)) for k in keys})
+        row.update({m: _num(rec.metrics.get(m)) for m in METRIC_COLUMNS})
+        row.update(epochs_run=rec.epochs_run, best_epoch=rec.best_epoch, early_stopped=rec.early_stopped,
+                   train_seconds=rec.train_seconds, seconds=rec.seconds, params=rec.n_params, error=rec.error)
+        records.append(row)
+    frame = pd.DataFrame(records, columns=[*head, *keys, *tail])
+    return frame.astype({"trial": "int64", "seed": "int64", "epochs_run": "int64", "params": "int64"})
+
+
+def curves_frame(rows: Sequence[tuple[PlannedRun, Record]]) -> pd.DataFrame:
+    """One row per run and epoch: run, arm, phase, seed, then the trainer's per-epoch columns."""
+    from nnstudy.train import EPOCH_COLUMNS
+
+    records = [{"run": rec.run, "arm": rec.arm, "phase": rec.phase, "seed": rec.seed,
+                **{c: _num(h.get(c)) for c in EPOCH_COLUMNS}} for _, rec in rows for h in rec.history]
+    return pd.DataFrame(records, columns=["run", "arm", "phase", "seed", *EPOCH_COLUMNS])
+
+
+def status_frame(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFrame) -> pd.DataFrame:
+    """Counts per arm and phase: planned runs, each status, and runs still to train."""
+    statuses = ["complete", "diverged", "pruned", "failed"]
+    rows = []
+    for plan in plans:
+        for phase, planned in (("tune", plan.tuner.total if plan.tuner else 0), ("final", spec.study.seeds)):
+            if not planned:
+                continue
+            mine = results[(results["arm"] == plan.arm.label) & (results["phase"] == phase)]
+            counts = {s: int((mine["status"] == s).sum()) for s in statuses}
+            if phase == "final" and plan.finals_planned and not any(r.phase == "final" for r in plan.planned):
+                planned = 0  # no tuning run completed: there is no configuration to re-run
+            rows.append({"arm": plan.arm.label, "phase": phase, "planned": planned, **counts,
+                         "to run": max(0, planned - len(mine))})
+    return pd.DataFrame(rows, columns=["arm", "phase", "planned", *statuses, "to run"])
+
+
+def arm_summary(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm from its complete final runs: the study metric and test accuracy as
+    mean ± standard deviation over seeds (as text), how many finals, and the chosen nuisance values.
+    Nothing in it depends on timing, so a rerun that trains nothing prints the same table."""
+    metric = spec.study.metric
+    shown = [metric] + [m for m in ("test_accuracy", "test_loss") if m != metric]
+    rows = []
+    for plan in plans:
+        finals = results[(results["arm"] == plan.arm.label) & (results["phase"] == "final")]
+        ok = finals[finals["status"] == "complete"]
+        row: dict[str, Any] = {"arm": plan.arm.label, "finals": f"{len(ok)}/{spec.study.seeds}"}
+        for m in shown:
+            row[m] = _mean_std(ok[m].tolist(), percent=m.endswith("accuracy"))
+        if spec.nuisance is not None:
+            chosen = plan.chosen
+            for k in spec.nuisance.params:
+                row[k] = "—" if not chosen else _short(chosen[k])
+        others = finals[finals["status"] != "complete"]["status"].value_counts()
+        row["note"] = ", ".join(f"{n} {s}" for s, n in others.items())
+        if plan.finals_planned and plan.chosen is None:
+            row["note"] = "no tuning run completed"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else render_value(v)
+
+
+def _mean_std(values: list[float], percent: bool) -> str:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return "—"
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    mean = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return f"{scale * mean:.2f}{unit}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+    return f"{scale * mean:.2f} ± {scale * std:.2f}{unit}"

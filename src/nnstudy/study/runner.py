@@ -1,0 +1,387 @@
+"""``run_study``: train what a study's design asks for, or what is left of it, and store each result.
+
+* Resume is the only mode: the design is replayed against the store (``design.plan_arms``), every run
+  whose RunSpec identity is stored is reused, and only the rest is trained. A fresh study is a
+  resume with an empty store.
+* One writer: this process owns the store. Workers (``--workers N`` spawned processes, each with
+  ``study.threads`` torch threads) only train and send results back; each result is written the
+  moment it arrives, so a kill -9 loses at most the runs in flight. Workers die with the runner.
+* A run that raises is stored as failed with its error; so is a run whose worker process died (out
+  of memory, say) - retrying it would likely die again. The study goes on.
+* Budget: ``max_runs`` (runs stored) and ``max_minutes`` (of this invocation) stop dispatching; runs in
+  flight finish and are stored; rerun to continue. Ctrl-C stops at once: workers are terminated,
+  their runs are not stored, the store stays consistent, and the same command resumes.
+* Everything that can be wrong with the input (study file, data, models) is checked before the study
+  folder is created.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_ready
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from nnstudy.errors import SpecError
+from nnstudy.spec import dump_toml
+from nnstudy.study import _worker
+from nnstudy.study.design import ArmPlan, PlannedRun, intermediate_values, metric_value, optuna_params, plan_arms
+from nnstudy.study.results import planned_records, results_frame
+from nnstudy.study.spec import StudySpec
+from nnstudy.study.store import FolderLock, Record, Store, default_url
+
+__all__ = ["RunSummary", "default_workers", "run_study"]
+
+
+@dataclass
+class RunSummary:
+    """What one ``run_study`` call did. ``stopped``: None (the design is complete), or the budget
+    that stopped it."""
+
+    folder: Path
+    trained: int
+    failed: int
+    done: int
+    total: int
+    stopped: str | None
+    seconds: float
+
+
+def default_workers(spec: StudySpec) -> int:
+    """One process per ``study.threads`` cores on a CPU; one process on a GPU (they share it)."""
+    import torch
+
+    device = spec.base.get("device", "auto")
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) // spec.study.threads)
+
+
+def run_study(
+    spec: StudySpec,
+    folder: str | Path | None = None,
+    *,
+    workers: int | None = None,
+    storage: str | None = None,
+    data_dir: str | Path | None = None,
+    console: Console | None = None,
+    quiet: bool = False,
+) -> RunSummary:
+    """Run or resume ``spec`` (from ``load_study``) in ``folder`` (default ``runs/<name>``).
+
+    Raises:
+        DataError, SpecError: the data cannot be loaded (nothing is written).
+        StoreError: the database cannot be used, or another runner holds the folder.
+        KeyboardInterrupt: after stopping cleanly; the same call resumes.
+    """
+    t0 = time.monotonic()
+    folder = Path(folder) if folder is not None else Path("runs") / spec.name
+    console = console or Console()
+    data_dir = str(data_dir) if data_dir else None
+    if workers is not None and workers < 1:
+        raise SpecError(f"--workers {workers}: must be at least 1")
+    _preload(spec, data_dir)
+    workers = workers or default_workers(spec)
+    fresh = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = FolderLock(folder).__enter__()
+    except BaseException:
+        if fresh:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    try:
+        try:
+            store = Store(storage or default_url(folder), create=True)
+            store.save_study(spec, Path(spec.source.split(" with --set ")[0]).read_text(encoding="utf-8"))
+        except BaseException:
+            if fresh:
+                lock.__exit__()
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        _write_study_toml(spec, folder)
+        runner = _Runner(spec, folder, store, workers, data_dir, console, quiet)
+        try:
+            return runner.run(t0)
+        finally:
+            runner.write_results()
+    finally:
+        lock.__exit__()
+
+
+def _preload(spec: StudySpec, data_dir: str | None) -> None:
+    """Load every dataset the arms use, here, now: a missing or corrupt dataset fails before anything
+    is written; the runner's own process keeps them for in-process runs."""
+    from nnstudy.data import load
+
+    first = {k: d.check_values()[0] for k, d in (spec.nuisance.params.items() if spec.nuisance else [])}
+    for data in dict.fromkeys(spec.run_spec(arm, first, 0, True).data for arm in spec.arms()):
+        _worker.remember_splits(data, load(data, data_dir=data_dir))
+
+
+def _write_study_toml(spec: StudySpec, folder: Path) -> None:
+    """The study as run: the file's tables after ``--set``, reloadable with ``nnstudy run``."""
+    head = f"# nnstudy study, from {spec.source}\n# the study as last run in this folder; `nnstudy run` this file resumes it\n\n"
+    (folder / "study.toml").write_text(head + dump_toml(spec.raw), encoding="utf-8")
+
+
+class _Runner:
+    """The scheduling loop: plans per arm, runs in flight, the store, the display."""
+
+    def __init__(self, spec: StudySpec, folder: Path, store: Store, workers: int, data_dir: str | None,
+                 console: Console, quiet: bool):
+        self.spec, self.folder, self.store, self.data_dir = spec, folder, store, data_dir
+        self.by_id: dict[str, Record] = {r.run: r for r in store.records(spec.name)}
+        self.plans: list[ArmPlan] = plan_arms(spec, self.by_id.get)
+        self.pool: _InProcess | _Pool = _InProcess() if workers == 1 else _Pool(workers, spec.study.threads, data_dir)
+        self.display = _Display(console, quiet, self.total, self.done_count())
+        self.trained = self.failed = 0
+
+    @property
+    def total(self) -> int:
+        return sum(p.nominal for p in self.plans)
+
+    def done_count(self) -> int:
+        return len({r.identity for p in self.plans for r in p.planned if r.identity in self.by_id})
+
+    def ready(self) -> list[PlannedRun]:
+        runs = {r.identity: r for p in self.plans for r in p.advance(self.by_id.get)}
+        return sorted((r for i, r in runs.items() if i not in self.pool.running), key=lambda r: r.order)
+
+    def run(self, t0: float) -> RunSummary:
+        budget = self.spec.study
+        deadline = t0 + 60 * budget.max_minutes if budget.max_minutes else None
+        stopped: str | None = None
+        try:
+            with self.display:
+                while True:
+                    queue = self.ready()
+                    if budget.max_runs is not None and self.done_count() + len(self.pool.running) >= budget.max_runs:
+                        stopped = stopped or (f"max_runs = {budget.max_runs}" if queue else None)
+                        queue = []
+                    if deadline is not None and time.monotonic() >= deadline and queue:
+                        stopped, queue = f"max_minutes = {budget.max_minutes:g}", []
+                    for run in queue[: self.pool.idle()]:
+                        self.pool.submit(run, self._task(run))
+                    if not self.pool.running:
+                        break
+                    for kind, run, payload in self.pool.events(timeout=1.0):
+                        if kind == "epoch":
+                            self.display.epoch(run, payload)
+                        else:
+                            self._store(run, payload)
+        except KeyboardInterrupt:
+            self.pool.kill()
+            self.display.console.print(
+                f"interrupted: {self.done_count()} of {self.total} runs stored in {self.folder}; "
+                "run the same command again to resume", style="yellow")
+            raise
+        else:
+            self.pool.close()
+        if stopped is None and any(not p.done for p in self.plans):
+            stopped = "budget"  # pragma: no cover - every path above either finishes or names its budget
+        return RunSummary(self.folder, self.trained, self.failed, self.done_count(), self.total, stopped,
+                          time.monotonic() - t0)
+
+    def _task(self, run: PlannedRun) -> dict[str, Any]:
+        weights = str(self.folder / "runs" / f"{run.identity}.pt") if run.phase == "final" else None
+        return {"spec": run.spec, "data_dir": self.data_dir, "weights": weights, "prune": run.prune}
+
+    def _store(self, run: PlannedRun, out: dict[str, Any]) -> None:
+        """Write one result now, as the store will give it back (so a resumed replay sees the same)."""
+        env = dict(out.pop("environment", None) or {})
+        env.update(host=platform.node(), optuna=_optuna_version())
+        rec = Record(run=run.identity, arm=run.arm.label, phase=run.phase, slot=run.slot, stage=run.stage,
+                     seed=run.spec.seed, params=run.params, spec=run.spec.model_dump(mode="json"), environment=env,
+                     finished_at=dt.datetime.now(dt.timezone.utc).isoformat(), **out)
+        rec = Record(**json.loads(json.dumps(rec.to_attrs())), system_attrs=rec.system_attrs)
+        study = self.spec.study
+        params, dists = optuna_params(self.spec.nuisance, run.params)
+        self.store.write(self.spec.name, rec, metric_value(rec, study.metric, study.maximize), params, dists,
+                         intermediate_values(rec, study.metric), study.maximize)
+        self.by_id[rec.run] = rec
+        self.trained += 1
+        self.failed += rec.status == "failed"
+        self.display.finished(run, rec, self.done_count(), self.total)
+
+    def write_results(self) -> None:
+        """``results.csv``: one row per stored run, in design order."""
+        frame = results_frame(self.spec, planned_records(self.plans, self.by_id))
+        frame.to_csv(self.folder / "results.csv", index=False)
+
+
+def _optuna_version() -> str:
+    import optuna
+
+    return optuna.__version__
+
+
+# ---------------------------------------------------------------------------------------- executing
+
+
+class _InProcess:
+    """``--workers 1``: train in this process (no start-up cost; the preloaded data is reused)."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, PlannedRun] = {}
+        self._task: dict[str, Any] | None = None
+        self._display: Any = None
+
+    def idle(self) -> int:
+        return 0 if self.running else 1
+
+    def submit(self, run: PlannedRun, task: dict[str, Any]) -> None:
+        self.running[run.identity], self._task = run, task
+
+    def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
+        (run,) = self.running.values()
+        epochs: list[dict[str, Any]] = []
+        out = _worker.execute(self._task, progress=epochs.append)  # type: ignore[arg-type]
+        del self.running[run.identity]
+        yield from (("epoch", run, e) for e in epochs[-1:])
+        yield "done", run, out
+
+    def close(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        self.running.clear()
+
+
+class _Slot:
+    def __init__(self, process: Any, conn: Any):
+        self.process, self.conn = process, conn
+        self.run: PlannedRun | None = None
+
+
+class _Pool:
+    """``--workers N``: N spawned processes, one run each at a time, over one pipe per process (so a
+    dead worker's run is known exactly, unlike a shared ProcessPoolExecutor queue)."""
+
+    def __init__(self, n: int, threads: int, data_dir: str | None):
+        self.ctx = mp.get_context("spawn")  # no fork: torch's threads and locks do not survive it
+        self.threads, self.data_dir = threads, data_dir
+        self.slots = [self._spawn() for _ in range(n)]
+
+    def _spawn(self) -> _Slot:
+        parent, child = self.ctx.Pipe()
+        p = self.ctx.Process(target=_worker.worker_main, args=(child, os.getpid(), self.threads, self.data_dir),
+                             daemon=True, name="nnstudy-worker")
+        p.start()
+        child.close()
+        return _Slot(p, parent)
+
+    @property
+    def running(self) -> dict[str, PlannedRun]:
+        return {s.run.identity: s.run for s in self.slots if s.run is not None}
+
+    def idle(self) -> int:
+        return sum(s.run is None for s in self.slots)
+
+    def submit(self, run: PlannedRun, task: dict[str, Any]) -> None:
+        slot = next(s for s in self.slots if s.run is None)
+        slot.conn.send(task)
+        slot.run = run
+
+    def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
+        busy = [s for s in self.slots if s.run is not None]
+        ready = set(wait_ready([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout))
+        for i, s in enumerate(self.slots):
+            if s.run is None or not ({s.conn, s.process.sentinel} & ready):
+                continue
+            run = s.run
+            try:
+                while s.conn.poll():
+                    kind, payload = s.conn.recv()
+                    if kind == "done":
+                        s.run = None
+                    yield kind, run, payload
+                    if kind == "done":
+                        break
+            except (EOFError, OSError):
+                pass
+            if s.run is not None and not s.process.is_alive():
+                self.slots[i] = self._spawn()
+                yield "done", run, {"status": "failed", "error": _death(s.process.exitcode), "history": []}
+
+    def close(self) -> None:
+        for s in self.slots:
+            try:
+                s.conn.send(None)
+            except OSError:
+                pass
+        for s in self.slots:
+            s.process.join(timeout=10)
+        self.kill()
+
+    def kill(self) -> None:
+        for s in self.slots:
+            if s.process.is_alive():
+                s.process.kill()
+            s.process.join()
+            s.run = None
+
+
+def _death(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"WorkerDied: the worker process was killed by {signal.Signals(-code).name} (out of memory?)"
+    return f"WorkerDied: the worker process exited with code {code}"
+
+
+# ------------------------------------------------------------------------------------------ display
+
+
+class _Display:
+    """A rich progress bar (runs done / total, ETA, the run and epoch in progress) on a terminal;
+    one line per finished run otherwise; nothing with ``quiet``."""
+
+    def __init__(self, console: Console, quiet: bool, total: int, done: int):
+        self.console, self.quiet, self.total, self.done = console, quiet, total, done
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Display:
+        if self.console.is_terminal and not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     TextColumn("{task.description}"), console=self.console, transient=True)
+            self.progress.__enter__()
+            self.task = self.progress.add_task("", total=self.total, completed=self.done)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def epoch(self, run: PlannedRun, info: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"{_describe(run)}, epoch {info['epoch']}/{info['epochs']}")
+
+    def finished(self, run: PlannedRun, rec: Record, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=max(total, done))
+            return
+        if self.quiet:
+            return
+        value = rec.metrics.get(run.spec and "val_accuracy")
+        shown = "" if value is None else f" val_accuracy {value:.4f}"
+        error = f": {rec.error}" if rec.error else ""
+        self.console.print(f"[{done}/{total}] {_describe(run)}: {rec.status}{shown}{error} ({rec.seconds:.1f} s)",
+                           markup=False, highlight=False, soft_wrap=True)
+
+
+def _describe(run: PlannedRun) -> str:
+    what = f"trial {run.slot}" if run.phase == "tune" else f"final seed {run.spec.seed}"
+    return f"{run.arm.label}: {what}"

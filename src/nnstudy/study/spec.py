@@ -1,0 +1,476 @@
+"""Study files: the question, its arms, its nuisance search space, seeds and budget (DESIGN.md §7).
+
+A study file is TOML with five tables::
+
+    [study]       name, question, metric, seeds, threads, max_runs, max_minutes
+    [data]        DataSpec fields (one validation split for the whole study)
+    [base]        RunSpec fields, except data, seed, test, threads, save_weights
+    [scientific]  "dotted.key" = [values...]     one arm per element of the product, in file order
+    [nuisance]    "dotted.key" = { log = [lo, hi] } | { uniform = [lo, hi] } | { int = [lo, hi] }
+                                 | { choice = [...] };  trials, sampler, pruner, seed, parallel
+
+``load_study(path, overrides)`` reads the file, applies ``--set`` overrides, and validates it
+*completely*: the file's own shape (pydantic), then every arm's RunSpec with the nuisance values at
+each bound of their ranges (so a dotted key must name a real field for the model kind in use), then
+each arm's model against the dataset's image shape. Every mistake is one ``SpecError`` line naming the
+file and the study key, e.g. ``studies/x.toml: scientific."optimizer.lr": optimizer.lr = 0: ...``.
+A StudySpec that ``load_study`` returns therefore expands into RunSpecs without error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
+
+from nnstudy.errors import SpecError
+from nnstudy.spec import LIST_KEYS, DataSpec, RunSpec, _user_key, apply_overrides, load_toml, spec_error
+
+__all__ = [
+    "METRICS",
+    "Arm",
+    "Choice",
+    "Distribution",
+    "IntRange",
+    "LogRange",
+    "NuisanceSpec",
+    "StudySection",
+    "StudySpec",
+    "UniformRange",
+    "apply_study_overrides",
+    "load_study",
+    "render_value",
+]
+
+#: Metrics a study can rank runs by, and whether larger is better.
+METRICS: dict[str, bool] = {"val_accuracy": True, "val_loss": False, "train_accuracy": True, "train_loss": False}
+TABLES = ("study", "data", "base", "scientific", "nuisance")
+NUISANCE_SETTINGS = ("trials", "sampler", "pruner", "seed", "parallel")
+#: RunSpec keys the study sets itself, and why a study file may not.
+RESERVED = {
+    "seed": "run seeds are set by study.seeds (final runs) and nuisance.seed (tuning runs)",
+    "test": "only final runs are tested; the phase sets it",
+    "threads": "set study.threads instead",
+    "save_weights": "final runs always keep their weights",
+}
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StudySection(_Spec):
+    """The ``[study]`` table."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100,
+                      description="letters, digits, '.', '_', '-': it names the folder runs/<name>/")
+    question: str = ""
+    metric: Literal["val_accuracy", "val_loss", "train_accuracy", "train_loss"] = "val_accuracy"
+    # 3: the fewest that give a mean and a spread; the report says when too few to separate arms.
+    seeds: int = Field(3, gt=0, description="final runs per arm, with seeds 0 .. seeds-1 in every arm")
+    # 1: float results depend on the intra-op thread count (measured: 1 vs 2 threads differ in the last
+    # bits of the weights), so it is a property of the study, not of --workers; one thread per process
+    # and one process per core is also the fastest layout for small models (DESIGN.md §9).
+    threads: int = Field(1, gt=0, description="torch threads of every run")
+    max_runs: int | None = Field(None, gt=0, description="stop once the store holds this many runs")
+    max_minutes: float | None = Field(None, gt=0, description="stop dispatching after this long (per invocation)")
+
+    @property
+    def maximize(self) -> bool:
+        return METRICS[self.metric]
+
+
+# ------------------------------------------------------------------------------------ distributions
+
+
+class _Range(_Spec):
+    """A numeric range ``[lo, hi]``; ``points`` makes it a grid of that many values (sampler grid)."""
+
+    points: int | None = Field(None, ge=2, description="grid sampler: this many values, ends included")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        lo, hi = self.bounds
+        if not lo < hi:
+            raise ValueError(f"range [{lo}, {hi}]: needs lo < hi")
+        return self
+
+    def check_values(self) -> list[Any]:
+        """Values to validate the RunSpec with: the two ends."""
+        return list(self.bounds)
+
+
+class LogRange(_Range):
+    """``{ log = [lo, hi] }``: sampled uniformly in log space; ``0 < lo < hi``."""
+
+    log: tuple[float, float]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.log
+
+    @model_validator(mode="after")
+    def _positive(self) -> LogRange:
+        if self.log[0] <= 0:
+            raise ValueError(f"log range [{self.log[0]}, {self.log[1]}]: needs 0 < lo < hi")
+        return self
+
+    def grid(self) -> list[float] | None:
+        if self.points is None:
+            return None
+        lo, hi = math.log(self.log[0]), math.log(self.log[1])
+        return [float(math.exp(lo + (hi - lo) * i / (self.points - 1))) for i in range(self.points)]
+
+
+class UniformRange(_Range):
+    """``{ uniform = [lo, hi] }``: sampled uniformly."""
+
+    uniform: tuple[float, float]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.uniform
+
+    def grid(self) -> list[float] | None:
+        if self.points is None:
+            return None
+        lo, hi = self.uniform
+        return [lo + (hi - lo) * i / (self.points - 1) for i in range(self.points)]
+
+
+class IntRange(_Spec):
+    """``{ int = [lo, hi] }``: an integer in ``lo..hi``, both included."""
+
+    int_: tuple[int, int] = Field(alias="int")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if not self.int_[0] < self.int_[1]:
+            raise ValueError(f"int range [{self.int_[0]}, {self.int_[1]}]: needs lo < hi")
+        return self
+
+    def check_values(self) -> list[Any]:
+        return list(self.int_)
+
+    def grid(self) -> list[int]:
+        return list(range(self.int_[0], self.int_[1] + 1))
+
+
+class Choice(_Spec):
+    """``{ choice = [a, b, ...] }``: one of the values (any TOML values: numbers, strings, lists)."""
+
+    choice: list[Any] = Field(min_length=1)
+
+    def check_values(self) -> list[Any]:
+        return list(self.choice)
+
+    def grid(self) -> list[Any]:
+        return list(self.choice)
+
+
+def _kind(raw: Any) -> str | None:
+    if isinstance(raw, Mapping):
+        return next((k for k in ("log", "uniform", "int", "choice") if k in raw), None)
+    return None
+
+
+Distribution = Annotated[
+    Annotated[LogRange, Tag("log")] | Annotated[UniformRange, Tag("uniform")]
+    | Annotated[IntRange, Tag("int")] | Annotated[Choice, Tag("choice")],
+    Discriminator(_kind, custom_error_type="distribution", custom_error_message=(
+        "expected a search space: { log = [lo, hi] }, { uniform = [lo, hi] }, { int = [lo, hi] } "
+        "or { choice = [...] }")),
+]
+
+
+class NuisanceSpec(_Spec):
+    """The ``[nuisance]`` table: hyperparameters re-tuned inside every arm, chosen on validation.
+
+    ``seed`` is the run seed of every tuning run. It is deliberately not one of the final seeds
+    (0 .. seeds-1): a final run never repeats a tuning run, so the winner's luck on its tuning seed
+    does not flow into the numbers the arms are compared on. It also seeds the sampler, together
+    with the arm's label, so each arm's search is reproducible on its own.
+
+    ``parallel``: trials asked per round. Rounds make the search independent of ``--workers``: the
+    trials of a round are asked together from the results of the earlier rounds only, so 1 or 8
+    workers ask the same trials (and a resumed study the same as an uninterrupted one).
+    """
+
+    params: dict[str, Distribution] = Field(min_length=1)
+    trials: int | None = Field(None, gt=0, description="tuning runs per arm (grid: default all points)")
+    sampler: Literal["grid", "random", "qmc", "tpe"] = "tpe"
+    pruner: Literal["none", "median", "asha"] = "none"
+    seed: int = Field(1000, ge=0)
+    parallel: int = Field(4, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_settings(cls, raw: Any) -> Any:
+        """Search spaces (every key that is not a setting) go under ``params``."""
+        if not isinstance(raw, Mapping) or "params" in raw:
+            return raw
+        settings = {k: v for k, v in raw.items() if k in NUISANCE_SETTINGS}
+        return {**settings, "params": {k: v for k, v in raw.items() if k not in NUISANCE_SETTINGS}}
+
+    def grid_space(self) -> dict[str, list[Any]] | None:
+        """Every key's grid values, or None when some range has no ``points``."""
+        space = {k: d.grid() for k, d in self.params.items()}
+        return None if any(v is None for v in space.values()) else space  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------- the study
+
+
+class StudySpec(_Spec):
+    """A validated study. Build it with ``load_study`` (which checks every arm's RunSpec too)."""
+
+    study: StudySection
+    data: DataSpec = Field(default_factory=DataSpec)
+    base: dict[str, Any] = Field(default_factory=dict)
+    scientific: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    nuisance: NuisanceSpec | None = None
+
+    _source: str = PrivateAttr("")
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The file it was read from (with ``--set`` overrides, if any, after it)."""
+        return self._source
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The study as written (after overrides), without defaults filled in: what ``study.toml`` keeps."""
+        return self._raw
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    def arms(self) -> list[Arm]:
+        """One arm per element of the product of the scientific lists, in file order."""
+        keys = list(self.scientific)
+        combos = itertools.product(*self.scientific.values()) if keys else [()]
+        return [Arm(i, dict(zip(keys, values))) for i, values in enumerate(combos)]
+
+    @property
+    def trials(self) -> int:
+        """Tuning runs per arm (0 without nuisance)."""
+        if self.nuisance is None:
+            return 0
+        if self.nuisance.trials is not None:
+            return self.nuisance.trials
+        grid = self.nuisance.grid_space() or {}
+        return math.prod(len(v) for v in grid.values())
+
+    def run_spec(self, arm: Arm, params: Mapping[str, Any], seed: int, final: bool) -> RunSpec:
+        """The RunSpec of one run: base, then the arm's values, then the nuisance values; final runs
+        are tested and keep their weights. Raises ValidationError (``load_study`` has ruled it out)."""
+        dotted = {**arm.values, **params}
+        for key in LIST_KEYS & dotted.keys():
+            if not isinstance(dotted[key], list):  # "model.hidden" = [100, 300]: one layer each
+                dotted[key] = [dotted[key]]
+        raw = apply_overrides({**self.base, "data": self.data.model_dump(mode="json")}, dotted)
+        raw.update(seed=seed, test=final, save_weights=final, threads=self.study.threads)
+        return RunSpec.model_validate(raw)
+
+
+class Arm:
+    """One combination of scientific values. ``label`` (``batch_size=32`` or
+    ``model.activation=tanh, optimizer.lr=0.1``) is stable and names the arm everywhere."""
+
+    def __init__(self, index: int, values: dict[str, Any]):
+        self.index, self.values = index, values
+        self.label = ", ".join(f"{k}={render_value(v)}" for k, v in values.items()) or "base"
+
+    def __repr__(self) -> str:
+        return f"Arm({self.index}, {self.label!r})"
+
+
+def render_value(v: Any) -> str:
+    """A value as a label shows it: ``0.1``, ``tanh``, ``[50, 50]``, ``{kind=mlp, hidden=[100]}``."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(render_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{k}={render_value(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+
+def load_study(path: str | Path, overrides: Mapping[str, Any] | Sequence[tuple[str, Any]] = ()) -> StudySpec:
+    """Read, override and completely validate a study file.
+
+    ``overrides``: dotted keys as ``--set`` gives them: ``base.epochs``, ``study.seeds``,
+    ``scientific.batch_size``, ``scientific.optimizer.lr`` (everything after ``scientific.`` or
+    ``nuisance.`` is one RunSpec key), ``nuisance.trials``.
+
+    Raises:
+        SpecError: one line naming the file and the study key (malformed TOML, unknown key, wrong
+            type, empty list, bad range, a dotted key that names no RunSpec field, a model that does
+            not fit the images, ...).
+    """
+    source = str(path)
+    items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
+    raw = apply_study_overrides(load_toml(path), items, source)
+    if items:
+        source += " with --set " + " ".join(f"{k}={json.dumps(v)}" for k, v in items)
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as e:
+        raise _study_error(e, source) from None
+    spec._source, spec._raw = source, raw
+    _check(spec, source)
+    return spec
+
+
+def apply_study_overrides(raw: Mapping[str, Any], items: Sequence[tuple[str, Any]], source: str) -> dict[str, Any]:
+    """``raw`` with each ``--set`` key applied. Under ``scientific`` and ``nuisance`` the rest of the
+    key is one RunSpec key (quotes optional): ``scientific.optimizer.lr`` sets ``"optimizer.lr"``."""
+    out = apply_overrides(raw, {})
+    for key, value in items:
+        table, _, rest = key.partition(".")
+        if table in ("scientific", "nuisance") and rest:
+            if not isinstance(out.setdefault(table, {}), dict):
+                raise SpecError(f"{source}: --set {key}: {table} is not a table")
+            out[table][rest.strip('"')] = value
+        else:
+            out = apply_overrides(out, {key: value}, source=f"{source}: --set")
+    return out
+
+
+def _quote(key: str) -> str:
+    return json.dumps(key) if not key.replace("_", "").isalnum() else key
+
+
+def _study_key(loc: tuple[Any, ...]) -> str:
+    """pydantic's error location as the study file's key: ``scientific."optimizer.lr"``."""
+    if not loc:
+        return "(top level)"
+    head, rest = str(loc[0]), list(loc[1:])
+    if head in ("scientific", "nuisance") and rest:
+        if head == "nuisance" and rest[0] == "params":
+            rest = rest[1:]
+        if rest and (head == "scientific" or rest[0] not in NUISANCE_SETTINGS):
+            return f"{head}.{_quote(str(rest[0]))}"  # the search space or list as a whole
+    key = head
+    for part in rest:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key
+
+
+def _study_error(err: ValidationError, source: str) -> SpecError:
+    """One line from pydantic's errors about the study file itself."""
+    first = err.errors()[0]
+    key, value, msg = _study_key(first["loc"]), first.get("input"), first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = f"unknown table; allowed: {', '.join(TABLES)}" if len(first["loc"]) == 1 else "unknown key"
+    shown = "" if first["type"] == "missing" or isinstance(value, Mapping) and not value else f" = {_show(value)}"
+    return SpecError(f"{source}: {key}{shown}: {msg}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value) if isinstance(value, (list, str, bool)) or value is None else repr(value)
+
+
+def _check(spec: StudySpec, source: str) -> None:
+    """What pydantic cannot see in one table: reserved and overlapping keys, the metric against the
+    split, grid sizes, and every arm's RunSpec and model at every bound of the search space."""
+    tables = [("base", k) for k in spec.base] + [("scientific", k) for k in spec.scientific]
+    tables += [("nuisance", k) for k in (spec.nuisance.params if spec.nuisance else {})]
+    for table, key in tables:
+        root = key.split(".")[0]
+        if root in RESERVED:
+            raise SpecError(f"{source}: {table}.{_quote(key)}: {RESERVED[root]}")
+        if table == "base" and root == "data":
+            raise SpecError(f"{source}: base.data: put data settings in the [data] table")
+    sci, nui = list(spec.scientific), list(spec.nuisance.params) if spec.nuisance else []
+    for a, b in itertools.product(sci, nui):
+        if a == b or a.startswith(b + ".") or b.startswith(a + "."):
+            raise SpecError(f"{source}: nuisance.{_quote(b)}: also a scientific key ({a}); a key is one or the other")
+    if spec.study.metric.startswith("val_") and spec.data.validation == 0:
+        raise SpecError(f"{source}: study.metric = {spec.study.metric!r}: needs a validation split "
+                        "(data.validation > 0); or rank by train_loss/train_accuracy")
+    if spec.nuisance is not None:
+        _check_nuisance(spec, spec.nuisance, source)
+    _check_runs(spec, source)
+
+
+def _check_nuisance(spec: StudySpec, n: NuisanceSpec, source: str) -> None:
+    if n.seed < spec.study.seeds:
+        raise SpecError(f"{source}: nuisance.seed = {n.seed}: must not be a final seed (0..{spec.study.seeds - 1}); "
+                        "tuning and final runs use different seeds")
+    if n.sampler == "grid":
+        space = n.grid_space()
+        if space is None:
+            key = next(k for k, d in n.params.items() if d.grid() is None)
+            raise SpecError(f"{source}: nuisance.{_quote(key)}: sampler 'grid' needs 'points' on a range, "
+                            "e.g. { log = [0.001, 1.0], points = 7 }")
+        size = math.prod(len(v) for v in space.values())
+        if n.trials is not None and n.trials > size:
+            raise SpecError(f"{source}: nuisance.trials = {n.trials}: the grid has only {size} points")
+    else:
+        if n.trials is None:
+            raise SpecError(f"{source}: nuisance.trials: missing; how many tuning runs per arm")
+        key = next((k for k, d in n.params.items() if getattr(d, "points", None) is not None), None)
+        if key is not None:
+            raise SpecError(f"{source}: nuisance.{_quote(key)}: 'points' is for sampler 'grid' (sampler is "
+                            f"{n.sampler!r})")
+
+
+def _check_runs(spec: StudySpec, source: str) -> None:
+    """Build every arm's RunSpec, with each nuisance key at each of its bounds, and each model's
+    layers for the dataset's images; the first failure names the study key that caused it."""
+    from nnstudy.data import get_source
+    from nnstudy.models import count_params
+
+    params = spec.nuisance.params if spec.nuisance else {}
+    first = {k: d.check_values()[0] for k, d in params.items()}
+    variants = [(None, first)] + [(k, {**first, k: v}) for k, d in params.items() for v in d.check_values()[1:]]
+    classes = get_source(spec.data.dataset).num_classes
+    seen: dict[str, str] = {}
+    for arm in spec.arms():
+        for nkey, values in variants:
+            try:
+                run = spec.run_spec(arm, values, seed=0, final=True)
+            except ValidationError as e:
+                raise SpecError(f"{source}: {_blame(spec, _user_key(e.errors()[0]['loc']), nkey, spec_error(e))}") from None
+            try:
+                count_params(run.model, (1, 28, 28), classes)
+            except SpecError as e:
+                raise SpecError(f"{source}: {_blame(spec, 'model', nkey, f'arm {arm.label}: {e}')}") from None
+            if nkey is None:
+                other = seen.setdefault(run.identity(), arm.label)
+                if other != arm.label:
+                    key = _quote(next(iter(spec.scientific)))
+                    raise SpecError(f"{source}: scientific.{key}: arms {other!r} and {arm.label!r} are the same runs")
+
+
+def _blame(spec: StudySpec, key: str, nuisance_key: str | None, message: str) -> str:
+    """``study_key: message`` for an error at RunSpec ``key``: the nuisance key being checked, else
+    the scientific key that sets ``key`` (or a part of it), else [data] or [base]."""
+    def covers(k: str) -> bool:
+        return key == k or key.startswith((k + ".", k + "[")) or k.startswith(key + ".")
+
+    if nuisance_key is not None and covers(nuisance_key):
+        return f"nuisance.{_quote(nuisance_key)}: {message}"
+    hit = next((k for k in spec.scientific if covers(k)), None)
+    if hit is not None:
+        return f"scientific.{_quote(hit)}: {message}"
+    if nuisance_key is not None:
+        return f"nuisance.{_quote(nuisance_key)}: {message}"
+    return message if key.startswith("data.") else f"base.{message}"
