@@ -151,10 +151,10 @@ class _TrainProgress:
         else:
             r = info
             val = "" if r["val_loss"] != r["val_loss"] else (
-                f"  val loss {r['val_loss']:.4f} acc {100 * r['val_accuracy']:.2f}%")
+                f"  val {r['val_loss']:.4f} {100 * r['val_accuracy']:.2f}%")
             self.progress.console.print(
-                f"epoch {r['epoch']:>3}/{epochs}  train loss {r['train_loss']:.4f} "
-                f"acc {100 * r['train_accuracy']:.2f}%{val}  lr {r['lr']:.3g}  {r['seconds']:.1f}s"
+                f"epoch {r['epoch']}/{epochs}  train {r['train_loss']:.4f} {100 * r['train_accuracy']:.2f}%"
+                f"{val}  lr {r['lr']:.3g}  {r['seconds']:.1f}s", soft_wrap=True, highlight=False,
             )
 
 
@@ -222,6 +222,105 @@ def data_info(data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HE
     for row in rows:
         table.add_row(*(str(row[c]) for c in columns))
     console.print(table)
+
+
+# ---------------------------------------------------------------------------------------- studies
+# nnstudy run / status / results: thin wrappers over nnstudy.study (load_study, run_study, open_study).
+
+STORAGE_HELP = "an Optuna storage URL, e.g. postgresql://user@host/db (default: STUDY_DIR/study.db)"
+
+
+@app.command("run")
+def study_run(
+    study: Path = typer.Argument(..., help="the study file (TOML), see docs/studies.md"),
+    folder: Optional[Path] = typer.Option(None, "--dir", help="study folder (default: runs/<name>)"),  # noqa: UP045
+    workers: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--workers", help="processes training at once (default: cores / study.threads; 1 on a GPU)"),
+    sets: Optional[list[str]] = typer.Option(  # noqa: UP045
+        None, "--set", metavar="KEY=VALUE", help="override a study key, e.g. --set base.epochs=2 (repeatable)"),
+    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),  # noqa: UP045
+    quiet: bool = typer.Option(False, "--quiet", help="no progress display; only the results table"),
+):
+    """Run a study, or resume it: only runs not yet in its store are trained. Prints one row per arm.
+
+    Example: nnstudy run studies/quickstart.toml --workers 2
+    """
+    from nnstudy.study import Study, load_study, run_study
+
+    spec = load_study(study, [parse_override(s) for s in sets or []])
+    try:
+        summary = run_study(spec, folder, workers=workers, storage=storage, data_dir=data_dir,
+                            console=console, quiet=quiet)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    handle = Study(spec, summary.folder, storage)
+    _print_table(_frame_table(handle.summary(), f"{spec.name}: {spec.study.question}".rstrip(": ")))
+    line = (f"{summary.done} of {summary.total} runs stored in {summary.folder} "
+            f"({summary.trained} trained now, {summary.failed} failed; {summary.seconds:.1f} s)")
+    console.print(line, highlight=False, soft_wrap=True)
+    if summary.stopped:
+        hint = "raise it (--set study.max_runs=N) and rerun" if "max_runs" in summary.stopped else "rerun"
+        console.print(f"stopped by budget ({summary.stopped}): {hint} to continue", style="yellow")
+
+
+@app.command("status")
+def study_status(
+    study: Path = typer.Argument(..., help="a study folder, or its study file"),
+    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
+):
+    """Runs per arm and phase: planned, complete, diverged, pruned, failed, still to run."""
+    from nnstudy.study import open_study
+
+    handle = open_study(study, storage)
+    _print_table(_frame_table(handle.status(), f"{handle.spec.name} ({handle.folder})"))
+
+
+@app.command("results")
+def study_results(
+    study: Path = typer.Argument(..., help="a study folder, or its study file"),
+    fmt: str = typer.Option("table", "--format", help="table or csv"),
+    phase: str = typer.Option("all", "--phase", help="final, tune or all"),
+    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
+):
+    """One row per run: its status, hyperparameters and final metrics (csv: every column)."""
+    from nnstudy.errors import SpecError
+    from nnstudy.study import open_study
+
+    if fmt not in ("table", "csv") or phase not in ("final", "tune", "all"):
+        bad = f"--format {fmt!r}: allowed: table, csv" if fmt not in ("table", "csv") else (
+            f"--phase {phase!r}: allowed: final, tune, all")
+        raise SpecError(bad)
+    frame = open_study(study, storage).results()
+    if phase != "all":
+        frame = frame[frame["phase"] == phase]
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+        return
+    hidden = ["best_epoch", "early_stopped", "train_seconds", "seconds", "params"]
+    _print_table(_frame_table(frame.drop(columns=hidden), f"{len(frame)} runs"))
+
+
+def _print_table(table: Table) -> None:
+    """On a terminal, its width; in a pipe or a file, wide enough not to cut columns."""
+    (console if console.is_terminal else Console(width=240)).print(table)
+
+
+def _frame_table(frame, title: str) -> Table:
+    """A DataFrame as a rich table: accuracies in %, other floats to 4 significant digits."""
+    import math
+
+    table = Table(title=title, title_justify="left")
+    for c in frame.columns:
+        table.add_column(str(c), justify="right" if frame[c].dtype.kind in "iuf" else "left")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for c, v in zip(frame.columns, row, strict=True):
+            if isinstance(v, float):
+                v = "" if math.isnan(v) else f"{100 * v:.2f}%" if str(c).endswith("accuracy") else f"{v:.4g}"
+            cells.append("" if v is None else str(v))
+        table.add_row(*cells)
+    return table
 
 
 # ------------------------------------------------------------------------------------------- main

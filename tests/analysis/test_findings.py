@@ -53,7 +53,7 @@ def test_two_arms_with_the_same_configuration_cannot_be_told_apart(finals):
 def test_too_few_seeds_for_any_verdict_is_said_with_the_number_needed(finals):
     res = finals({"a": [0.98, 0.97, 0.99], "b": [0.90, 0.91, 0.92]})
     answer = findings(res, None, StudyContext(), n_boot=2000)[0].sentence
-    assert "cannot be told apart" in answer and "fewer than the 6 any verdict needs" in answer
+    assert "cannot be told apart" in answer and "fewer than the 5 any verdict needs" in answer
 
 
 def test_mean_and_pairs_disagree(finals):
@@ -138,6 +138,8 @@ def test_minimal_tables_one_arm_and_no_answer_yet(tune):
     )
     with pytest.raises(ValueError, match="no column 'arm'"):
         findings(pd.DataFrame({"val_accuracy": [0.9]}), None, StudyContext())
+    with pytest.raises(ValueError, match="no column 'val_acc'; it has arm, val_accuracy"):
+        findings(bare, None, StudyContext(metric="val_acc"))
 
 
 def test_generated_study_reads_answer_first_with_numbers_everywhere(finals, tune, curves_of):

@@ -90,7 +90,7 @@ def test_not_separable_for_identical_arms_says_the_means_are_equal(finals):
     res = finals({"a": [0.95, 0.96, 0.97], "b": [0.95, 0.96, 0.97]})
     [check] = check_not_separable(res, _ctx(), n_boot=500)
     assert "P(a beats b) = 0.50 [0.50, 0.50]" in check.sentence and "means are equal" in check.sentence
-    assert "fewer than the 6 pairs" in check.sentence
+    assert "fewer than the 5 pairs" in check.sentence
 
 
 def test_not_separable_silent_when_the_best_arm_clearly_wins(finals):
@@ -158,7 +158,13 @@ def test_runs_lost_reports_final_divergence_failures_and_tuning_divergence(final
     checks = {(c.name, c.numbers["phase"]): c for c in check_runs_lost(pd.concat([res, trials]))}
     assert set(checks) == {("diverged", "final"), ("failed", "final"), ("diverged", "tune")}
     assert checks["diverged", "final"].sentence.startswith("Final runs diverged: 3 of 4 (75%) in a")
-    assert checks["diverged", "final"].severity == "warning"
+    assert (
+        checks["diverged", "final"].severity == "warning"
+        and "which flatters it" in checks["diverged", "final"].sentence
+    )
+    lost_trial = tune({"a": [{"val_accuracy": 0.9}, {"status": "failed"}]})  # no error column at all
+    [failed] = check_runs_lost(lost_trial)
+    assert failed.sentence == "Tuning trials failed: 1 of 2 (50%) in a." and failed.severity == "warning"
     assert "1 of 2 (50%) in b" in checks["failed", "final"].sentence
     assert "CUDA out of memory" in checks["failed", "final"].sentence
     assert checks["diverged", "tune"].severity == "info" and "1 of 2 (50%) in a" in checks["diverged", "tune"].sentence
@@ -297,3 +303,17 @@ def test_run_checks_is_empty_for_a_clean_study_and_puts_warnings_first(finals, t
     res.loc[res["optimizer.lr"] == 0.2, "optimizer.lr"] = 1.0  # at the top of the range: warning
     severities = [c.severity for c in run_checks(res, flat, ctx, n_boot=1000)]
     assert severities == ["warning", "info"]
+
+
+def test_search_space_reads_dicts_and_models_and_skips_settings():
+    class LogRange:  # the study layer's pydantic spaces dump to the same dicts
+        def model_dump(self):
+            return {"log": (0.001, 0.1)}
+
+    ctx = _ctx(nuisance={"optimizer.lr": LogRange(), "model.act": {"choice": ["relu", "tanh"]}, "trials": 8})
+    assert ctx.search_space() == {"optimizer.lr": ("log", [0.001, 0.1]), "model.act": ("choice", ["relu", "tanh"])}
+    with pytest.raises(ValueError, match="low < high"):
+        _ctx(nuisance={"optimizer.lr": {"log": [0.1, 0.01]}}).search_space()
+    with pytest.raises(ValueError, match="'max' or 'min'"):
+        StudyContext(direction="up")
+    assert StudyContext(metric="val_loss").direction == "min" and StudyContext().direction == "max"

@@ -179,12 +179,12 @@ def test_same_distribution_with_many_seeds_cannot_be_told_apart():
 
 
 def test_no_verdict_below_the_sign_test_minimum():
-    assert sign_test_min_pairs(0.95) == 6  # 0.5^5 = 0.031 > 0.025 >= 0.5^6
-    assert sign_test_min_pairs(0.9) == 5 and sign_test_min_pairs(0.75) == 3
-    five = prob_better([0.9] * 5, [0.8] * 5)  # wins all 5: the bootstrap says [1, 1]
-    assert (five.low, five.high, five.n_pairs) == (1.0, 1.0, 5) and five.decision == UNDECIDED
-    assert prob_better([0.9] * 6, [0.8] * 6).decision == A_BETTER
-    assert prob_better([0.9] * 5, [0.8] * 5, min_pairs=5).decision == A_BETTER
+    assert sign_test_min_pairs(0.95) == 5  # 0.5^4 = 0.0625 > 0.05 >= 0.5^5 = 0.031
+    assert sign_test_min_pairs(0.9) == 4 and sign_test_min_pairs(0.75) == 2
+    four = prob_better([0.9] * 4, [0.8] * 4)  # wins all 4: the bootstrap says [1, 1], yet too few
+    assert (four.low, four.high, four.n_pairs) == (1.0, 1.0, 4) and four.decision == UNDECIDED
+    assert prob_better([0.9] * 5, [0.8] * 5).decision == A_BETTER
+    assert prob_better([0.9] * 5, [0.8] * 5, min_pairs=6).decision == UNDECIDED
 
 
 def test_prob_better_matrix_is_consistent_with_pairwise_calls(finals):

@@ -42,7 +42,7 @@ def _runs(fc: pd.DataFrame, columns: list[str]) -> dict[str, dict[str, pd.DataFr
 
 
 def _listing(clauses: dict[str, str], n_arms: int, subject: str) -> str:
-    """``subject of arm: clause`` for one arm, ``subject in k of n arms: a (clause); b (clause)`` else."""
+    """``subject for arm: clause`` for one arm, else ``subject in k of n arms (a: clause; b: clause)``."""
     if len(clauses) == 1:
         arm, clause = next(iter(clauses.items()))
         return f"{subject} for {arm}: {clause}"

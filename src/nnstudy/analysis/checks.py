@@ -251,14 +251,14 @@ def check_runs_lost(results: pd.DataFrame) -> list[Check]:
                 continue
             listed = ", ".join(f"{fmt.count(k, n)} in {arm}" for arm, (k, n) in per_arm.items())
             sentence = f"{label.capitalize()} {status}: {listed}"
-            if status == "failed" and "error" in rows.columns:
-                errors = rows.loc[rows["status"] == "failed", "error"].dropna().astype(str)
+            if status == "failed":
+                errors = rows.loc[rows["status"] == "failed"].get("error", pd.Series(dtype=str)).dropna()
                 if len(errors):
-                    sentence += f" (first error: {errors.iloc[0][:100]!r})"
+                    sentence += f" (first error: {str(errors.iloc[0])[:100]!r})"
             elif phase == "tune":
                 sentence += "; expected where the search reaches high learning rates, and they count as lost trials"
-            else:
-                sentence += ": the arm's interval rests on the seeds that did not"
+            else:  # the comparison keeps only completed seeds, which flatters an arm that lost some
+                sentence += ": the arm's mean and interval rest on the seeds that completed, which flatters it"
             severity = INFO if (phase, status) == ("tune", "diverged") else WARNING
             out.append(
                 Check(

@@ -35,8 +35,9 @@ class StudyContext:
         direction: ``"max"`` or ``"min"``; None infers it from the metric's name (losses are minimized).
         scientific: the compared keys and their values (one arm per combination).
         nuisance: keys re-tuned within every arm and their search spaces, each ``{"log": [lo, hi]}``,
-            ``{"uniform": [lo, hi]}``, ``{"int": [lo, hi]}`` or ``{"choice": [...]}``. Entries that
-            are not a search space (the study file's ``trials``, ``sampler``) are ignored.
+            ``{"uniform": [lo, hi]}``, ``{"int": [lo, hi]}`` or ``{"choice": [...]}`` (or pydantic
+            models that dump to these). Entries that are not a search space (the study file's
+            ``trials``, ``sampler``) are ignored.
         base: the fixed hyperparameters, flattened to dotted keys (``{"optimizer.lr": 0.05}``).
         seeds: final runs per arm the study asked for (None: unknown).
         epochs: epochs per run the study asked for (None: unknown).
@@ -69,6 +70,8 @@ class StudyContext:
         """
         space: dict[str, tuple[str, list[Any]]] = {}
         for key, spec in self.nuisance.items():
+            if hasattr(spec, "model_dump"):  # the study layer's LogRange/UniformRange/IntRange/Choice
+                spec = spec.model_dump()
             if not isinstance(spec, Mapping):
                 continue
             kinds = [k for k in SPACE_KINDS if k in spec]

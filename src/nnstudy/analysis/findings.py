@@ -178,9 +178,9 @@ def findings(
 ) -> list[Finding]:
     """The study's findings, answer first; ``checks`` defaults to ``run_checks(results, curves, ctx)``.
 
-    Raises ValueError where ``results`` has no ``arm`` column.
+    Raises ValueError where ``results`` has no ``arm`` column or no ``ctx.metric`` column.
     """
-    _frame.require(results, ["arm"])
+    _frame.require(results, ["arm", ctx.metric])
     items: list[tuple[str, str, dict[str, Any]]] = [("answer", *_answer(results, ctx, n_boot, seed))]
     for kind, part in (("test", _test(results, ctx)), ("spread", _spread(results, ctx))):
         if part is not None:

@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # no display needed; must precede pyplot
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ["learning_curves", "failure_gallery", "confusion_matrix"]
 
@@ -41,9 +42,12 @@ def learning_curves(curves, *, title: str = "", path: str | Path | None = None, 
             ax.plot(curves["epoch"], curves[f"val_{metric}"], "o-", ms=3, color=VAL_COLOR, label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend()
-    if (curves["train_loss"] > 0).all():
+    losses = curves[["train_loss", "val_loss"]].to_numpy().ravel()
+    losses = losses[np.isfinite(losses)]
+    if len(losses) and losses.min() > 0 and losses.max() / losses.min() > 20:  # log only when it helps
         ax_loss.set_yscale("log")
     if title:
         fig.suptitle(title)
