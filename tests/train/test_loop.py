@@ -149,3 +149,10 @@ def test_python_api_with_short_names(tiny_data):
     assert len(fig.axes) == 2
     with pytest.raises(nnstudy.SpecError, match="unknown option 'lrate'"):
         nnstudy.train(data=tiny_data, lrate=0.1)
+
+
+def test_data_loaded_for_another_data_spec_is_refused(tiny_data):
+    from nnstudy.errors import SpecError
+
+    with pytest.raises(SpecError, match="loaded for"):
+        train(spec(per_class=60, epochs=1), tiny_data)

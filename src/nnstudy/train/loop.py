@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nnstudy.errors import SpecError
 from nnstudy.spec import RunSpec
 from nnstudy.train.optim import LRSchedule, build_optimizer
 from nnstudy.train.result import RunResult
@@ -49,8 +50,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        from nnstudy.errors import SpecError
-
         raise SpecError("device = 'cuda': no CUDA device is available here; use 'auto' or 'cpu'")
     return torch.device(device)
 
@@ -106,6 +105,8 @@ def train(
     device = resolve_device(spec.device)
     if data is None:
         data = load(spec.data, data_dir=data_dir)
+    elif getattr(data, "spec", spec.data) != spec.data:
+        raise SpecError(f"train: the data given were loaded for {data.spec!r}, but the run asks for {spec.data!r}")
     threads_before = torch.get_num_threads()
     if spec.threads:
         torch.set_num_threads(spec.threads)
