@@ -38,6 +38,7 @@ __all__ = [
     "OptimSpec",
     "ScheduleSpec",
     "EarlyStopSpec",
+    "BudgetSpec",
     "RunSpec",
     "load_toml",
     "load_run_spec",
@@ -108,6 +109,10 @@ class MLPSpec(_ModelBase):
     hidden: list[PosInt] = Field(default_factory=lambda: [100], min_length=1)
     dropout: Prob | list[Prob] = Field(0.0, description="one rate for all hidden layers, or one each")
     batchnorm: bool | list[bool] = False
+    # Under a parameter budget (RunSpec.budget), ``hidden`` is derived from these three:
+    shape: Literal["uniform", "decreasing", "increasing", "bottleneck", "diamond"] | None = None
+    depth: PosInt | None = Field(None, description="number of hidden layers under budget.params")
+    ratio: float | None = Field(None, gt=0.0, le=1.0, description="width ratio of non-uniform shapes (0.5)")
 
     @model_validator(mode="after")
     def _per_layer_lists_match(self) -> MLPSpec:
@@ -241,6 +246,13 @@ class EarlyStopSpec(_Spec):
     restore_best: bool = True
 
 
+class BudgetSpec(_Spec):
+    """A parameter budget: the MLP's hidden widths are solved so that its exact parameter count is
+    nearest ``params`` for ``model.depth`` layers of family ``model.shape`` (``nnstudy budget``)."""
+
+    params: PosInt
+
+
 # ------------------------------------------------------------------------------------------- a run
 
 #: Fields that say where a run executes or what of it to keep, not what it computes. They are left
@@ -256,6 +268,7 @@ class RunSpec(_Spec):
     optimizer: OptimSpec = Field(default_factory=OptimSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     early_stopping: EarlyStopSpec | None = None
+    budget: BudgetSpec | None = None
     batch_size: PosInt | Literal["full"] = 64
     epochs: PosInt = 5
     seed: int = Field(0, ge=0)
@@ -278,17 +291,46 @@ class RunSpec(_Spec):
             raw = {**raw, "model": {"kind": "mlp", **raw["model"]}}
         return raw
 
+    @model_validator(mode="before")
+    @classmethod
+    def _widths_from_budget(cls, raw: Any) -> Any:
+        """With ``budget.params``, the MLP's ``hidden`` is solved from (shape, depth, params), replacing
+        any given widths (so a dumped spec re-validates to itself)."""
+        if not isinstance(raw, dict) or raw.get("budget") is None:
+            return raw
+        budget = raw["budget"]
+        params = budget.get("params") if isinstance(budget, dict) else getattr(budget, "params", None)
+        model = raw.get("model")
+        model = model.model_dump() if isinstance(model, BaseModel) else dict(model or {})
+        if model.get("kind", "mlp") != "mlp":
+            raise ValueError(f"budget.params needs model.kind = 'mlp', not {model.get('kind')!r}")
+        if not isinstance(params, int) or isinstance(params, bool) or model.get("depth") is None:
+            return raw  # the field validators name what is missing or malformed
+        if not isinstance(model.get("batchnorm", False), bool):
+            raise ValueError("budget.params needs one model.batchnorm value for every layer (true or false)")
+        from nnstudy.models.budget import shape_widths  # models import this module: import late
+
+        fit = shape_widths(model.get("shape") or "uniform", params, model["depth"], model.get("ratio") or 0.5,
+                           batchnorm=bool(model.get("batchnorm", False)))
+        return {**raw, "model": {**model, "kind": "mlp", "hidden": list(fit.widths)}}
+
     @model_validator(mode="after")
     def _early_stopping_needs_validation(self) -> RunSpec:
         if self.early_stopping is not None and self.data.validation == 0:
             raise ValueError("early_stopping needs a validation split (data.validation > 0)")
         if self.schedule.name == "plateau" and self.data.validation == 0:
             raise ValueError("schedule 'plateau' needs a validation split (data.validation > 0)")
+        m = self.model
+        if isinstance(m, MLPSpec) and self.budget is None and (m.shape or m.depth or m.ratio):
+            raise ValueError("model.shape, model.depth and model.ratio need budget.params (a parameter budget)")
+        if isinstance(m, MLPSpec) and self.budget is not None and m.depth is None:
+            raise ValueError("budget.params needs model.depth (the number of hidden layers)")
         return self
 
     def identity_dict(self) -> dict[str, Any]:
-        """The canonical content of this run, less where it runs and what it keeps."""
-        d = self.model_dump(mode="json")
+        """The canonical content of this run, less where it runs and what it keeps. Unset optional
+        fields (None) are left out, so adding one to RunSpec does not change existing identities."""
+        d = self.model_dump(mode="json", exclude_none=True)
         for k in NON_IDENTITY_FIELDS:
             d.pop(k, None)
         return d
@@ -342,6 +384,10 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "warmup_epochs": ("schedule.warmup_epochs", "linear warmup length in epochs"),
     "early_stopping": ("early_stopping.patience", "stop after this many epochs without improvement"),
     "early_stopping_metric": ("early_stopping.metric", "val_loss or val_accuracy"),
+    "budget_params": ("budget.params", "parameter budget: solve the mlp's widths to this count"),
+    "shape": ("model.shape", "mlp shape under a budget: uniform, decreasing, increasing, bottleneck, diamond"),
+    "depth": ("model.depth", "mlp hidden layers under a budget"),
+    "ratio": ("model.ratio", "width ratio of a non-uniform shape (default 0.5)"),
     "batch_size": ("batch_size", "batch size, or full for full-batch gradient descent"),
     "epochs": ("epochs", "passes over the training split"),
     "seed": ("seed", "random seed of initialization, data order and dropout"),
@@ -437,7 +483,9 @@ def spec_error(err: ValidationError, source: str = "") -> SpecError:
     where = f"{source}: " if source else ""
     rest = len({_user_key(e["loc"]) for e in errors}) - 1
     more = f" (and {rest} more)" if rest else ""
-    return SpecError(f"{where}{key or '(top level)'}{shown}: {msg}{more}")
+    if not key:  # a whole-spec rule: its message names its keys
+        return SpecError(f"{where}{msg}{more}")
+    return SpecError(f"{where}{key}{shown}: {msg}{more}")
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

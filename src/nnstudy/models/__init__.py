@@ -1,5 +1,6 @@
 """Models from specs: ``build_model`` builds one; ``count_params``, ``forward_flops``, ``layers`` and
-``summary`` describe it without building it, from the same plan of layers.
+``summary`` describe it without building it, from the same plan of layers. ``width_for_budget``,
+``depth_range``, ``shape_widths`` and ``budget_table`` size MLPs to a parameter budget (docs/budgets.md).
 
     >>> from nnstudy.spec import MLPSpec
     >>> count_params(MLPSpec(hidden=[300]))
@@ -9,6 +10,16 @@
 from __future__ import annotations
 
 from nnstudy.models._plan import VGG11_CONFIG, vgg11_channels
+from nnstudy.models.budget import (
+    DepthRange,
+    ShapeFit,
+    WidthFit,
+    budget_table,
+    depth_range,
+    parse_depths,
+    shape_widths,
+    width_for_budget,
+)
 from nnstudy.models.build import build_model, init_weights
 from nnstudy.models.params import (
     TRAIN_FLOPS_FACTOR,
@@ -20,22 +31,33 @@ from nnstudy.models.params import (
     mlp_params_of_widths,
     train_flops,
 )
+from nnstudy.models.shapes import SHAPES, family_widths
 from nnstudy.models.summary import ModelSummary, format_shape, summary
 
 __all__ = [
+    "SHAPES",
     "TRAIN_FLOPS_FACTOR",
     "VGG11_CONFIG",
+    "DepthRange",
     "LayerInfo",
     "ModelSummary",
+    "ShapeFit",
+    "WidthFit",
+    "budget_table",
     "build_model",
     "count_params",
+    "depth_range",
+    "family_widths",
     "format_shape",
     "forward_flops",
     "init_weights",
     "layers",
     "mlp_params",
     "mlp_params_of_widths",
+    "parse_depths",
+    "shape_widths",
     "summary",
     "train_flops",
     "vgg11_channels",
+    "width_for_budget",
 ]
