@@ -213,3 +213,13 @@ def test_seeds_needed_formula():
     assert seeds_needed(0.01, 0.02) == math.ceil(2 * (z * 2) ** 2) == 63
     assert seeds_needed(-0.01, 0.02) == 63
     assert seeds_needed(0.0, 0.02) == math.inf and math.isnan(seeds_needed(0.01, math.nan))
+
+
+def test_intervals_are_clipped_to_what_a_metric_can_be():
+    from nnstudy.analysis.stats import metric_bounds
+
+    wide = mean_interval([0.99, 0.5, 0.98], bounds=metric_bounds("val_accuracy"))
+    assert wide.high == 1.0 and 0 < wide.low < wide.mean
+    assert mean_interval([0.01, 0.5, 0.02], bounds=metric_bounds("val_loss")).low == 0.0
+    raw = mean_interval([0.99, 0.5, 0.98])
+    assert raw.high > 1.0  # unclipped without bounds

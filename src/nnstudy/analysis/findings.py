@@ -107,7 +107,8 @@ def _test(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, Any]
         return None
     best = ranked[0][0]
     done = _frame.final_complete(results)
-    mi = stats.mean_interval(pd.to_numeric(done.loc[done["arm"] == best, test], errors="coerce"))
+    mi = stats.mean_interval(pd.to_numeric(done.loc[done["arm"] == best, test], errors="coerce"),
+                             bounds=stats.metric_bounds(test))
     if mi.n == 0:
         return None
     return (

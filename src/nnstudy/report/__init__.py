@@ -1,5 +1,15 @@
-"""Reports: figures and documents rendered from computed numbers (``analysis`` computes, this draws)."""
+"""Reports: figures and documents rendered from computed numbers (``analysis`` computes, this draws).
+
+* ``StudyReport(study)``: a study's report, computed once: ``.findings``, ``.checks``, ``.figures``,
+  ``.html()``, ``.markdown()``, ``.write(folder)``; shown inline in Jupyter.
+* ``write_report(study, folder=None) -> Path``: compute and write report.html, report.md and
+  figures/*.png, *.svg (what ``nnstudy report`` and the end of ``nnstudy run`` call).
+* ``figures``: single-run figures (learning curves, misclassified images, confusion matrix);
+  ``study_figures``: a study's figures; ``run.write_run_folder``: one run's folder.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from nnstudy.report.study_report import StudyReport, write_report
+
+__all__ = ["StudyReport", "write_report"]

@@ -1,30 +1,45 @@
-"""Figures (matplotlib, Agg backend): drawing only, from numbers computed elsewhere.
+"""Figures (matplotlib): drawing only, from numbers computed elsewhere.
 
-Each function returns the Figure and, given ``path``, saves it there (format from the suffix) and
-closes it, so that long studies do not accumulate open figures.
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so drawing needs no display,
+leaves no figure open in pyplot's global list, and does not switch the backend of the notebook that
+imports it. Each function returns the Figure and, given ``path``, saves it there (format from the
+suffix). ``export`` renders a Figure to PNG or SVG bytes: the one way reports write figures.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # no display needed; must precede pyplot
+__all__ = ["DPI", "confusion_matrix", "export", "failure_gallery", "learning_curves"]
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-__all__ = ["learning_curves", "failure_gallery", "confusion_matrix"]
+#: Resolution of PNG figures: sharp on a laptop screen at 100% zoom, a few hundred kB at most.
+DPI = 110
 
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
 
 
-def _finish(fig, path: str | Path | None):
+def export(fig: Figure, fmt: str) -> bytes:
+    """``fig`` as ``png`` or ``svg`` bytes, cropped to its content. The SVG carries no date and a
+    fixed id salt, so the same figure gives the same bytes (reports diff cleanly)."""
+    buf = io.BytesIO()
+    if fmt == "svg":
+        import matplotlib
+
+        with matplotlib.rc_context({"svg.hashsalt": "nnstudy"}):
+            fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    else:
+        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _finish(fig: Figure, path: str | Path | None) -> Figure:
     if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return fig
 
 
@@ -34,7 +49,8 @@ def learning_curves(curves, *, title: str = "", path: str | Path | None = None, 
     ``curves`` is a DataFrame with the columns of ``nnstudy.train.EPOCH_COLUMNS``. The train label
     says how the training numbers were measured (running mean over batches, or a full eval pass).
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     how = "running mean" if train_eval == "running" else "eval pass"
     for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
         ax.plot(curves["epoch"], curves[f"train_{metric}"], "o-", ms=3, color=TRAIN_COLOR, label=f"train ({how})")
@@ -68,7 +84,8 @@ def failure_gallery(
     as seed 000's ``show_failures`` draws them. ``images`` (N, H, W) any real dtype."""
     wrong = np.flatnonzero(predicted != true)[:max_show]
     n = max(len(wrong), 1)
-    fig, axes = plt.subplots(1, n, figsize=(1.1 * n, 1.5), squeeze=False)
+    fig = Figure(figsize=(1.1 * n, 1.5))
+    axes = fig.subplots(1, n, squeeze=False)
     for ax in axes[0]:
         ax.axis("off")
     for ax, i in zip(axes[0], wrong, strict=False):  # fewer errors than panels is fine
@@ -84,7 +101,8 @@ def failure_gallery(
 def confusion_matrix(counts: np.ndarray, *, title: str = "", path: str | Path | None = None):
     """A (C, C) confusion matrix (rows true, columns predicted) as a heat map with counts."""
     k = counts.shape[0]
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig = Figure(figsize=(5.2, 4.6))
+    ax = fig.subplots()
     # colour by row share so that rare errors are visible next to the large diagonal
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)

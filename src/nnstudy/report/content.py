@@ -1,0 +1,397 @@
+"""What a study's report says, computed once from its store: numbers, tables, notes. No drawing here.
+
+``gather(study)`` reads the study (``Study.results()``, ``.curves()``, its stored records) and calls the
+analysis (``nnstudy.analysis``) for everything statistical: findings, checks, per-arm intervals,
+P(A>B), expected best score over trials. What it adds is bookkeeping the figures and tables need:
+
+* ``bands``: learning curves of the completed final runs per arm and epoch: mean, min and max over
+  seeds (the figures' band is min–max, so every seed lies inside it).
+* ``axis``: where each arm sits on an x axis: the value of the single scientific key where it is a
+  number (log scale where the values span a factor of 10 or more, all positive), else one slot per arm.
+* ``predictions``: the best arm's best final run (by the study metric on validation; ties: lowest
+  seed, the rule of ``Study.best_model``) evaluated on the test set, for the gallery and confusion
+  matrix. The test set chooses nothing here: the run's configuration was fixed before it was tested.
+* provenance: the study file as given, each arm's final RunSpec, versions, machine, compute and wall time.
+
+``slice`` rows: where the study layer stores an untuned slice (every arm at the base nuisance values,
+phase ``slice``), ``slice_summary`` holds its per-arm intervals for the isolation plot; else None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nnstudy import analysis
+from nnstudy.analysis.stats import N_BOOT
+from nnstudy.errors import NnstudyError
+
+__all__ = ["ArmAxis", "Content", "Predictions", "gather", "study_context"]
+
+#: Misclassified test images kept for the gallery: one row of the figure.
+GALLERY_SIZE = 12
+#: Curve columns summarized over seeds, in the figure's panel order.
+CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+#: Environment keys in the order the report lists them.
+ENV_ORDER = ("nnstudy", "torch", "optuna", "python", "device", "gpu", "threads", "machine", "processor", "host")
+
+
+@dataclass(frozen=True)
+class ArmAxis:
+    """Where each arm sits on a figure's x axis. ``positions``/``ticks``: arm label → x, tick text."""
+
+    name: str
+    positions: dict[str, float]
+    ticks: dict[str, str]
+    numeric: bool
+    log: bool
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Test-set predictions of one final run. ``wrong_*``: the first misclassified test images (uint8
+    (k, 28, 28)), their predicted and true classes; ``counts``: (C, C) confusion, rows true class."""
+
+    arm: str
+    run: str
+    seed: int
+    n: int
+    accuracy: float
+    stored_accuracy: float
+    wrong_images: np.ndarray
+    wrong_predicted: np.ndarray
+    wrong_true: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass
+class Content:
+    """Everything a report shows, computed. Tables are the analysis' DataFrames; ``notes`` holds the
+    reasons a part could not be shown (keyed by the part: ``gallery``, ``slice``, ``budget``).
+    ``unplanned``: stored runs the study's design does not ask for (a study file or nnstudy version
+    changed since they ran), which every table leaves out."""
+
+    name: str
+    question: str
+    folder: str
+    source: str
+    study_text: str
+    ctx: analysis.StudyContext
+    results: pd.DataFrame
+    curves: pd.DataFrame
+    checks: list[analysis.Check]
+    findings: list[analysis.Finding]
+    ranked: list[tuple[str, analysis.MeanInterval]]
+    summary: pd.DataFrame
+    pairs: pd.DataFrame
+    matrix: pd.DataFrame
+    chosen: pd.DataFrame
+    budget: pd.DataFrame
+    bands: pd.DataFrame
+    slice_summary: pd.DataFrame | None
+    tuned_key: str | None
+    axis: ArmAxis
+    arms: list[str]
+    run_specs: dict[str, Any]
+    run_spec_notes: dict[str, str]
+    train_eval: str
+    predictions: Predictions | None
+    environment: dict[str, list[str]]
+    compute: dict[str, float]
+    unplanned: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the study tuned nuisance values per arm."""
+        return bool(self.ctx.search_space())
+
+    @property
+    def test_metric(self) -> str:
+        """The test counterpart of the study metric (``test_accuracy`` for ``val_accuracy``)."""
+        return "test_" + self.ctx.metric.split("_", 1)[-1]
+
+
+# ------------------------------------------------------------------------------------------ context
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def study_context(spec: Any) -> analysis.StudyContext:
+    """The ``StudyContext`` of a StudySpec: metric and direction, scientific values, search spaces,
+    and the base values as the runs used them (the first arm's RunSpec at the base nuisance values,
+    flattened to dotted keys, less the scientific keys), so an unset ``optimizer.lr`` reads as the
+    RunSpec default the runs actually trained with."""
+    nuisance = {}
+    if spec.nuisance is not None:
+        nuisance = {k: d.model_dump(by_alias=True, exclude_none=True) for k, d in spec.nuisance.params.items()}
+    arms = spec.arms()
+    try:
+        base = _flatten(spec.run_spec(arms[0], {}, seed=0, final=True).model_dump(mode="json"))
+    except ValueError:  # the base values alone need not form a valid run (a nuisance key may be required)
+        base = _flatten(spec.base)
+    scientific = list(spec.scientific)
+    base = {k: v for k, v in base.items() if not any(k == s or k.startswith(s + ".") for s in scientific)}
+    return analysis.StudyContext(
+        metric=spec.study.metric,
+        direction="max" if spec.study.maximize else "min",
+        scientific={k: list(v) for k, v in spec.scientific.items()},
+        nuisance=nuisance,
+        base=base,
+        seeds=spec.study.seeds,
+        epochs=base.get("epochs"),
+        question=spec.study.question,
+    )
+
+
+def arm_axis(spec: Any) -> ArmAxis:
+    """The x axis of the per-arm figures (see the module docstring)."""
+    from nnstudy.study.spec import render_value
+
+    arms = spec.arms()
+    keys = list(spec.scientific)
+    if len(keys) != 1:
+        return ArmAxis("arm", {a.label: float(i) for i, a in enumerate(arms)}, {a.label: a.label for a in arms},
+                       numeric=False, log=False)
+    key = keys[0]
+    values = [a.values[key] for a in arms]
+    ticks = {a.label: render_value(v) for a, v in zip(arms, values, strict=True)}
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if not numeric:
+        return ArmAxis(key, {a.label: float(i) for i, a in enumerate(arms)}, ticks, numeric=False, log=False)
+    lo, hi = min(values), max(values)
+    log = lo > 0 and hi >= 10 * lo
+    return ArmAxis(key, {a.label: float(v) for a, v in zip(arms, values, strict=True)}, ticks, numeric=True, log=log)
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def _finals(results: pd.DataFrame) -> pd.DataFrame:
+    return results[(results["phase"] == "final") & (results["status"] == "complete")]
+
+
+def curve_bands(results: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per arm, curve metric and epoch, over the completed final runs: ``mean``, ``low`` (min),
+    ``high`` (max) and ``n`` (seeds with that epoch). Arms in the order of ``results``."""
+    columns = ["arm", "metric", "epoch", "mean", "low", "high", "n"]
+    if curves.empty or results.empty:
+        return pd.DataFrame(columns=columns)
+    c = curves[curves["run"].isin(_finals(results)["run"])]
+    present = [m for m in CURVE_METRICS if m in c.columns and c[m].notna().any()]
+    if c.empty or not present:
+        return pd.DataFrame(columns=columns)
+    long = c.melt(id_vars=["arm", "epoch"], value_vars=present, var_name="metric").dropna(subset=["value"])
+    g = long.groupby(["arm", "metric", "epoch"], sort=False)["value"]
+    out = g.agg(mean="mean", low="min", high="max", n="count").reset_index()
+    order = {a: i for i, a in enumerate(pd.unique(results["arm"]))}
+    return out.sort_values(["arm", "metric", "epoch"], key=lambda s: s.map(order) if s.name == "arm" else s,
+                           kind="stable").reset_index(drop=True)[columns]
+
+
+def _slice_summary(results: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+    rows = results[results["phase"] == "slice"]
+    if rows.empty:
+        return None
+    return analysis.arm_summary(rows.assign(phase="final"), [metric])
+
+
+def _tuned_key(ctx: analysis.StudyContext, results: pd.DataFrame) -> str | None:
+    """The first numeric nuisance key with values in the results (what the tuning panel plots against)."""
+    for key, (kind, _) in ctx.search_space().items():
+        if kind != "choice" and key in results.columns:
+            return key
+    return None
+
+
+# -------------------------------------------------------------------------------------- predictions
+
+
+def best_predictions(study: Any, results: pd.DataFrame, records: Mapping[str, Any], arm: str,
+                     data_dir: str | None = None) -> Predictions:
+    """Evaluate ``arm``'s best final run (``Study.best_model``) on the test set of its data.
+
+    Raises NnstudyError (StoreError, DataError, SpecError) when the weights or the data cannot be had.
+    """
+    import torch
+
+    from nnstudy.data import load
+    from nnstudy.errors import StoreError
+    from nnstudy.spec import RunSpec
+
+    spec = study.spec
+    finals = _finals(results)
+    finals = finals[(finals["arm"] == arm) & finals[spec.study.metric].notna()]
+    if finals.empty:
+        raise StoreError(f"{study.folder}: arm {arm!r} has no complete final run")
+    sign = -1.0 if spec.study.maximize else 1.0
+    best = min(finals.to_dict("records"), key=lambda r: (sign * r[spec.study.metric], r["seed"]))
+    run = RunSpec.model_validate(records[best["run"]].spec)
+    model = study.best_model(arm)
+    data = load(run.data, data_dir=data_dir)
+    with torch.no_grad():
+        x = data.test_x.cpu()
+        pred = torch.cat([model(x[i : i + 2000]).argmax(1) for i in range(0, len(x), 2000)]).numpy()
+    true = data.test_y.cpu().numpy()
+    k = data.num_classes
+    counts = np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
+    wrong = np.flatnonzero(pred != true)[:GALLERY_SIZE]
+    images = data.images("test")[torch.as_tensor(wrong, dtype=torch.long)].numpy()
+    return Predictions(arm=arm, run=best["run"], seed=int(best["seed"]), n=len(true),
+                       accuracy=float((pred == true).mean()),
+                       stored_accuracy=float(best.get("test_accuracy", math.nan)), wrong_images=images,
+                       wrong_predicted=pred[wrong], wrong_true=true[wrong], counts=counts)
+
+
+# --------------------------------------------------------------------------------------- provenance
+
+
+def _run_specs(results: pd.DataFrame, records: Mapping[str, Any], arms: list[str]) -> tuple[dict, dict]:
+    """Each arm's final RunSpec (of its lowest seed; None before it has one) and a note saying how
+    its final runs differ from one another."""
+    from nnstudy.spec import RunSpec
+
+    specs: dict[str, RunSpec | None] = {}
+    notes: dict[str, str] = {}
+    finals = results[results["phase"] == "final"]
+    for arm in arms:
+        rows = finals[finals["arm"] == arm].sort_values("seed")
+        recs = [records[r] for r in rows["run"] if r in records]
+        if not recs:
+            specs[arm] = None
+            notes[arm] = "no final run yet"
+            continue
+        specs[arm] = RunSpec.model_validate(recs[0].spec)
+        seeds = [int(s) for s in rows["seed"]]
+        same = all({**r.spec, "seed": 0} == {**recs[0].spec, "seed": 0} for r in recs)
+        listed = ", ".join(map(str, seeds))
+        notes[arm] = (f"seed {seeds[0]} shown; the arm's {len(recs)} final runs (seeds {listed}) differ only in seed"
+                      if same else f"seed {seeds[0]} shown; the arm's final runs (seeds {listed}) differ beyond seed")
+    return specs, notes
+
+
+def _environment(records: list[Any], versions: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every distinct value of each environment key over the runs, with the study's recorded versions."""
+    seen: dict[str, list[str]] = {}
+    for key, value in versions.items():
+        seen.setdefault(str(key), []).append(str(value))
+    for rec in records:
+        for key, value in (rec.environment or {}).items():
+            values = seen.setdefault(str(key), [])
+            if str(value) not in values:
+                values.append(str(value))
+    rank = {k: i for i, k in enumerate(ENV_ORDER)}
+    return dict(sorted(seen.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def _compute(results: pd.DataFrame, records: list[Any]) -> dict[str, float]:
+    """Seconds of compute (sum of run wall times) per phase and in all, and the wall-clock span from
+    the first run's start to the last run's end (pauses between sittings included)."""
+    out: dict[str, float] = {"runs": float(len(results))}
+    seconds = pd.to_numeric(results["seconds"], errors="coerce")
+    out["total"] = float(seconds.sum())
+    for phase in pd.unique(results["phase"]):
+        out[f"phase:{phase}"] = float(seconds[results["phase"] == phase].sum())
+    spans = []
+    for rec in records:
+        try:
+            end = dt.datetime.fromisoformat(rec.finished_at)
+        except (TypeError, ValueError):
+            continue
+        spans.append((end - dt.timedelta(seconds=float(rec.seconds or 0.0)), end))
+    out["wall"] = (max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds() if spans else math.nan
+    return out
+
+
+# ------------------------------------------------------------------------------------------- gather
+
+
+def gather(study: Any, *, data_dir: str | None = None, gallery: bool = True, n_boot: int = N_BOOT
+           ) -> Content:
+    """Compute everything the report of ``study`` (a ``nnstudy.study.Study``) shows.
+
+    ``gallery=False`` skips the test-set evaluation of the best run (no data loaded). Raises
+    StoreError when the study's database cannot be read or holds no such study.
+    """
+    spec = study.spec
+    attrs = study.store.study_attrs(spec.name)  # StoreError for a database without this study
+    records_list = study.store.records(spec.name)
+    records = {r.run: r for r in records_list}
+    results, curves = study.results(), study.curves()
+    ctx = study_context(spec)
+    metric = ctx.metric
+    checks = analysis.run_checks(results, curves, ctx, n_boot=n_boot)
+    found = analysis.findings(results, curves, ctx, checks=checks, n_boot=n_boot)
+    ranked = analysis.rank_arms(results, metric, ctx.better)
+    arms = [a.label for a in spec.arms()]
+    summary = analysis.arm_summary(results) if len(results) else pd.DataFrame()
+    pairs = analysis.pairwise(results, metric, ctx.better, n_boot=n_boot) if len(results) else pd.DataFrame()
+    matrix = analysis.prob_better_matrix(results, metric, ctx.better, n_boot=n_boot) if len(results) else None
+    tuned = bool(ctx.search_space())
+    chosen = analysis.chosen_values(results, ctx) if tuned and len(results) else pd.DataFrame()
+    budget = analysis.expected_max_curves(results, metric, ctx.better) if len(results) else pd.DataFrame()
+    specs, spec_notes = _run_specs(results, records, arms)
+    notes: dict[str, str] = {}
+    predictions = None
+    if not ranked:
+        notes["gallery"] = "no arm has a completed final run, so there is no best run to evaluate on the test set"
+    elif not gallery:
+        notes["gallery"] = "skipped (gallery=False)"
+    else:
+        try:
+            predictions = best_predictions(study, results, records, ranked[0][0], data_dir)
+        except NnstudyError as e:
+            notes["gallery"] = f"the best run could not be evaluated on the test set: {e}"
+    slice_summary = _slice_summary(results, metric) if len(results) else None
+    if tuned and slice_summary is None:
+        notes["slice"] = "the untuned slice (every arm at the base nuisance values) was not run by this study"
+    if tuned and budget.empty:
+        notes["budget"] = "no tuning trial has a score yet"
+    first_spec = next((s for s in specs.values() if s is not None), None)
+    train_eval = first_spec.train_eval if first_spec is not None else "running"
+    return Content(
+        name=spec.name,
+        question=spec.study.question,
+        folder=str(study.folder),
+        source=str(attrs.get("nnstudy:source") or spec.source),
+        study_text=str(attrs.get("nnstudy:text") or spec.text),
+        ctx=ctx,
+        results=results,
+        curves=curves,
+        checks=checks,
+        findings=found,
+        ranked=ranked,
+        summary=summary,
+        pairs=pairs,
+        matrix=matrix if matrix is not None else pd.DataFrame(),
+        chosen=chosen,
+        budget=budget,
+        bands=curve_bands(results, curves),
+        slice_summary=slice_summary,
+        tuned_key=_tuned_key(ctx, results) if tuned else None,
+        axis=arm_axis(spec),
+        arms=arms,
+        run_specs=specs,
+        run_spec_notes=spec_notes,
+        train_eval=train_eval,
+        predictions=predictions,
+        environment=_environment(records_list, attrs.get("nnstudy:versions") or {}),
+        compute=_compute(results, records_list),
+        unplanned=len(set(records) - set(results["run"])),
+        notes=notes,
+    )

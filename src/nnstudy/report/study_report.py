@@ -1,0 +1,110 @@
+"""``StudyReport``: a study's report, computed once, written as HTML, Markdown and figures.
+
+::
+
+    FOLDER/report.html        one self-contained page: figures embedded, tables sortable, no network
+    FOLDER/report.md          the same sections in Markdown, linking figures/*.png
+    FOLDER/figures/NAME.png   every figure, and NAME.svg beside it
+
+>>> report = StudyReport(open_study("runs/batch-size"))   # doctest: +SKIP
+>>> report.findings[0].sentence; report.checks             # the answer first, then the checks
+>>> report.write()                                          # into the study folder; returns report.html
+>>> report                                                  # in Jupyter: the report inline
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from nnstudy.analysis import Check, Finding
+from nnstudy.analysis.stats import N_BOOT
+from nnstudy.report import figures as _figures
+from nnstudy.report import render
+from nnstudy.report.content import Content, gather
+from nnstudy.report.study_figures import study_figures
+
+__all__ = ["StudyReport", "write_report"]
+
+
+class StudyReport:
+    """The report of ``study`` (a ``nnstudy.study.Study``, e.g. from ``open_study``).
+
+    Everything is computed on construction (findings, checks, statistics, the best run's test
+    predictions) and figures are drawn on first use; the report does not change if the study does
+    (make a new one). ``data_dir``: where the dataset is, for the test-set gallery (default: as
+    ``nnstudy.data.load`` looks). ``gallery=False`` skips the gallery and confusion matrix.
+
+    Raises:
+        StoreError: the study's database is missing, corrupt, or holds no such study.
+    """
+
+    def __init__(self, study: Any, *, data_dir: str | Path | None = None, gallery: bool = True,
+                 n_boot: int = N_BOOT):
+        self.study = study
+        self.content: Content = gather(study, data_dir=str(data_dir) if data_dir else None, gallery=gallery,
+                                       n_boot=n_boot)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The answer first, then the test score, spread, tuned values and warnings (``analysis.findings``)."""
+        return self.content.findings
+
+    @property
+    def checks(self) -> list[Check]:
+        """Every methodology check that found something, warnings first (``analysis.run_checks``)."""
+        return self.content.checks
+
+    @cached_property
+    def figures(self) -> list[render.Figure]:
+        """The figures, rendered to PNG and SVG."""
+        out = []
+        for d in study_figures(self.content):
+            out.append(render.Figure(d.name, d.title, d.caption, _figures.export(d.figure, "png"),
+                                     _figures.export(d.figure, "svg")))
+        return out
+
+    @cached_property
+    def _view(self) -> dict[str, Any]:
+        return render.view(self.content, self.figures)
+
+    def html(self, standalone: bool = True) -> str:
+        """The report as one self-contained HTML page (or, ``standalone=False``, its body alone)."""
+        return render.html(self._view, standalone=standalone)
+
+    def markdown(self) -> str:
+        """The report as Markdown; figures linked as ``figures/<name>.png``."""
+        return render.markdown(self._view)
+
+    def write(self, folder: str | Path | None = None) -> Path:
+        """Write report.html, report.md and figures/*.png, *.svg into ``folder`` (default: the study's
+        folder); returns the path of report.html. Figures no longer drawn are removed."""
+        folder = Path(folder) if folder is not None else Path(self.study.folder)
+        figdir = folder / "figures"
+        figdir.mkdir(parents=True, exist_ok=True)
+        names = set()
+        for f in self.figures:
+            for fmt in ("png", "svg"):
+                (figdir / f"{f.name}.{fmt}").write_bytes(getattr(f, fmt))
+                names.add(f"{f.name}.{fmt}")
+        for old in list(figdir.glob("*.png")) + list(figdir.glob("*.svg")):
+            if old.name not in names:  # a figure an earlier report drew and this one does not
+                old.unlink()
+        (folder / "report.md").write_text(self.markdown(), encoding="utf-8")
+        path = folder / "report.html"
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+    def _repr_html_(self) -> str:
+        return self.html(standalone=False)
+
+    def __repr__(self) -> str:
+        answer = self.findings[0].sentence if self.findings else "no findings"
+        return f"StudyReport({self.content.name!r}: {answer})"
+
+
+def write_report(study: Any, folder: str | Path | None = None, *, data_dir: str | Path | None = None) -> Path:
+    """Compute ``study``'s report and write it into ``folder`` (default: the study folder); returns
+    the path of report.html. What ``nnstudy report`` and the end of ``nnstudy run`` call."""
+    return StudyReport(study, data_dir=data_dir).write(folder)
