@@ -37,6 +37,9 @@ def train(spec=None, data=None, *, data_dir=None, callback=None, **options) -> R
     run = make_run_spec(spec, options, source="nnstudy.train")
     return _train(run, data, data_dir=data_dir, callback=callback)
 
+
+from nnstudy.study import open_study  # noqa: E402
+
 __all__ = [
     "CNNSpec",
     "DataError",
@@ -53,5 +56,6 @@ __all__ = [
     "RunResult",
     "VGG11Spec",
     "__version__",
+    "open_study",
     "train",
 ]

@@ -261,7 +261,7 @@ def study_run(
     console.print(line, highlight=False, soft_wrap=True)
     if summary.stopped:
         hint = "raise it (--set study.max_runs=N) and rerun" if "max_runs" in summary.stopped else "rerun"
-        console.print(f"stopped by budget ({summary.stopped}): {hint} to continue", style="yellow")
+        console.print(f"stopped by budget ({summary.stopped}): {hint} to continue", style="yellow", soft_wrap=True)
 
 
 @app.command("status")
@@ -321,6 +321,99 @@ def _frame_table(frame, title: str) -> Table:
             cells.append("" if v is None else str(v))
         table.add_row(*cells)
     return table
+
+
+# ---------------------------------------------------------------------------------------- budgets
+# nnstudy params / budget: a model's cost, and MLP widths for a parameter budget (docs/budgets.md).
+
+
+@app.command("params")
+@with_shortcuts(MODEL_SHORTCUTS)
+def params_command(
+    config: Optional[Path] = typer.Option(None, "--config", dir_okay=False, help=CONFIG_HELP),  # noqa: UP045
+    sets: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),  # noqa: UP045
+    **flags: Any,
+):
+    """Print a model's exact parameter count and its forward and training FLOPs per sample.
+
+    Example: nnstudy params --model mlp --hidden 50,50,50
+    """
+    from nnstudy.models import format_shape, summary
+
+    spec = spec_from_flags(config, sets, flags)
+    s = summary(spec.model)
+    console.print(f"{s.kind}, input {format_shape(s.input_shape)}, {s.num_classes} classes", highlight=False)
+    table = Table()
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("parameters", f"{s.total_params:,}")
+    table.add_row("forward FLOPs per sample", f"{s.forward_flops:,}")
+    table.add_row("training FLOPs per sample", f"{s.train_flops:,}")
+    console.print(table)
+
+
+@app.command("budget")
+def budget_command(
+    params: int = typer.Option(..., "--params", help="the parameter budget P, e.g. 50000"),
+    depth: str = typer.Option("1..10", "--depth", help="hidden layers k: N or A..B"),
+    shape: str = typer.Option("uniform", "--shape", help="uniform, decreasing, increasing, bottleneck or diamond"),
+    ratio: float = typer.Option(0.5, "--ratio", help="width of a layer over its wider neighbour's (not uniform)"),
+    inputs: int = typer.Option(784, "--inputs", help="input features (784 for 28×28 images)"),
+    classes: int = typer.Option(10, "--classes", help="output classes"),
+    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="batch norm after each hidden layer"),
+):
+    """Print, per depth k, the MLP widths whose exact parameter count is nearest P (m_P(k) for uniform).
+
+    Example: nnstudy budget --params 50000 --depth 1..6
+    """
+    from nnstudy.models import budget_table, depth_range, parse_depths
+
+    frame = budget_table(params, parse_depths(depth), shape, ratio, inputs, classes, batchnorm)
+    span = depth_range(params, inputs, classes, batchnorm)
+    bn = ", batch norm" if batchnorm else ""
+    ratio_text = "" if shape == "uniform" else f", ratio {ratio:g}"
+    console.print(f"{shape} MLPs {inputs} → … → {classes}{bn}{ratio_text}, P = {params:,}", highlight=False)
+    table = Table()
+    table.add_column("k", justify="right")
+    table.add_column("m_P(k)" if shape == "uniform" else "widths", justify="right")
+    table.add_column("parameters", justify="right")
+    table.add_column("error", justify="right")
+    notes = frame["note"].astype(bool).any()
+    if notes:
+        table.add_column("note")
+    for row in frame.itertuples(index=False):
+        widths = str(row.widths[0]) if shape == "uniform" else ", ".join(map(str, row.widths))
+        cells = [str(row.depth), widths, f"{row.params:,}", f"{100 * row.error:+.2f}%"]
+        table.add_row(*cells, *([row.note] if notes else []))
+    _print_table(table)
+    console.print(f"depths 1 .. {span.k_max:,} fit P; {span.note}", highlight=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------------------- report
+# nnstudy report: a study's report.html, report.md and figures/ (nnstudy.report, docs/reports.md).
+
+
+@app.command("report")
+def report_command(
+    study: Path = typer.Argument(..., help="a study folder, or its study file"),
+    out: Optional[Path] = typer.Option(  # noqa: UP045
+        None, "--out", file_okay=False, help="folder to write the report into (default: the study folder)"),
+    storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),  # noqa: UP045
+):
+    """Write a study's report: report.html (self-contained), report.md and figures/*.png, *.svg.
+
+    Prints the findings. Example: nnstudy report runs/batch-size
+    """
+    from nnstudy.report import StudyReport
+    from nnstudy.study import open_study
+
+    report = StudyReport(open_study(study, storage), data_dir=data_dir)
+    path = report.write(out)
+    for f in report.findings:
+        console.print(f"{f.rank}. {f.sentence}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------- main

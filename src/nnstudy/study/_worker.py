@@ -54,7 +54,7 @@ class _Pruner:
     def __init__(self, ctx: dict[str, Any]):
         import optuna
 
-        from nnstudy.study.design import quiet_optuna
+        from nnstudy.study._optuna import quiet_optuna
 
         pruner = {"median": optuna.pruners.MedianPruner, "asha": optuna.pruners.SuccessiveHalvingPruner}[ctx["pruner"]]
         self.metric = ctx["metric"]
@@ -65,7 +65,7 @@ class _Pruner:
             self.trial = self.study.ask()
 
     def epoch(self, row: dict[str, float]) -> None:
-        from nnstudy.study.design import quiet_optuna
+        from nnstudy.study._optuna import quiet_optuna
 
         value = row.get(self.metric)
         if value is None or not math.isfinite(value):
@@ -140,20 +140,22 @@ def _save_weights(state: dict[str, Any], path: Path) -> str:
     return path.name
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: have the kernel SIGKILL this worker when the runner dies (kill -9 included), so no
-    orphan keeps training a run the resumed study will train again."""
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this worker when its parent dies, so no orphan keeps training a
+    run the resumed study will train again. The parent is the forkserver, which exits as soon as the
+    runner does (kill -9 included)."""
+    parent = os.getppid()
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() != parent:  # the runner died before prctl took effect
+    if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
 
-def worker_main(conn: Any, parent: int, threads: int, data_dir: str | None) -> None:
+def worker_main(conn: Any, threads: int, data_dir: str | None) -> None:
     """A worker process: receive tasks, send ``("epoch", info)`` events and ``("done", outcome)``.
 
     SIGINT is ignored: Ctrl-C reaches the whole process group, and the runner decides what stops.
@@ -161,7 +163,7 @@ def worker_main(conn: Any, parent: int, threads: int, data_dir: str | None) -> N
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    _die_with_parent()
     torch.set_num_threads(threads)
     while True:
         task = conn.recv()

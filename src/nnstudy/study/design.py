@@ -21,16 +21,17 @@ values, say) is one more stage in that walk.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from optuna.samplers import GridSampler
+
 from nnstudy.spec import RunSpec
+from nnstudy.study._optuna import quiet_optuna
 from nnstudy.study.spec import Arm, Choice, IntRange, LogRange, NuisanceSpec, StudySpec
 
 __all__ = ["ArmPlan", "Outcome", "PlannedRun", "Tuner", "plan_arms", "worst_value"]
@@ -84,23 +85,6 @@ def metric_value(outcome: Outcome, metric: str, maximize: bool) -> float | None:
         return worst_value(maximize)
     v = outcome.metrics.get(metric)
     return v if outcome.status == "complete" and v is not None and math.isfinite(v) else None
-
-
-@contextlib.contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Optuna logs every trial at INFO and warns about experimental features; a study's own
-    progress display says what matters. Restores Optuna's verbosity afterwards."""
-    import optuna
-
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.filterwarnings("ignore", message=".*balance properties of Sobol.*")
-            yield
-    finally:
-        optuna.logging.set_verbosity(level)
 
 
 def _encode(value: Any) -> Any:
@@ -161,7 +145,7 @@ class Tuner:
         kind = self.nuisance.sampler
         if kind == "grid":
             space = {k: list(d.choices) for k, d in self.dists.items()}
-            return s.GridSampler(space, seed=seed)
+            return _GridSampler(space, seed=seed)
         if kind == "random":
             return s.RandomSampler(seed=seed)
         if kind == "qmc":
@@ -187,7 +171,7 @@ class Tuner:
 
         assert len(outcomes) == len(self._open)
         with quiet_optuna():
-            for trial, out in zip(self._open, outcomes):
+            for trial, out in zip(self._open, outcomes, strict=True):
                 for step, value in intermediate_values(out, self.metric).items():
                     trial.report(value, step)
                 for k, v in out.system_attrs.items():  # the pruner's rungs, for the next rounds' pruning
@@ -206,6 +190,14 @@ class Tuner:
         from optuna.trial import TrialState
 
         return self.study.get_trials(deepcopy=True, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+class _GridSampler(GridSampler):
+    """Optuna's GridSampler stops ``study.optimize`` when the grid is used up, which raises under
+    ask-and-tell; here ``trials`` (at most the grid size) is what ends the search."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        pass
 
 
 def _decode(dist: Any, value: Any) -> Any:
@@ -251,7 +243,7 @@ class ArmPlan:
                 return pending
             if self.current and self.current[0].phase == "tune":
                 outcomes = [lookup(r.identity) for r in self.current]
-                self.tuned += zip(self.current, outcomes)  # type: ignore[arg-type]
+                self.tuned += zip(self.current, outcomes, strict=True)  # type: ignore[arg-type]
                 assert self.tuner is not None
                 self.tuner.tell_round(outcomes)  # type: ignore[arg-type]
             self.current = None

@@ -112,7 +112,8 @@ def arm_summary(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFrame
         if plan.finals_planned and plan.chosen is None:
             row["note"] = "no tuning run completed"
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame if frame["note"].astype(bool).any() else frame.drop(columns="note")
 
 
 def _num(v: Any) -> float:

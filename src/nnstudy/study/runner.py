@@ -3,7 +3,7 @@
 * Resume is the only mode: the design is replayed against the store (``design.plan_arms``), every run
   whose RunSpec identity is stored is reused, and only the rest is trained. A fresh study is a
   resume with an empty store.
-* One writer: this process owns the store. Workers (``--workers N`` spawned processes, each with
+* One writer: this process owns the store. Workers (``--workers N`` processes, each with
   ``study.threads`` torch threads) only train and send results back; each result is written the
   moment it arrives, so a kill -9 loses at most the runs in flight. Workers die with the runner.
 * A run that raises is stored as failed with its error; so is a run whose worker process died (out
@@ -91,33 +91,29 @@ def run_study(
     data_dir = str(data_dir) if data_dir else None
     if workers is not None and workers < 1:
         raise SpecError(f"--workers {workers}: must be at least 1")
-    _preload(spec, data_dir)
     workers = workers or default_workers(spec)
+    if workers > 1:
+        _Pool.start_server()  # its imports overlap the data loading and the store replay below
+    _preload(spec, data_dir)
     fresh = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        lock = FolderLock(folder).__enter__()
+        with FolderLock(folder):
+            store = Store(storage or default_url(folder), create=True)
+            store.save_study(spec, spec.text)
+            fresh = False  # from here on the folder holds a study, even if interrupted
+            _write_study_toml(spec, folder)
+            for tmp in (folder / "runs").glob("*.tmp"):  # weights a killed worker was writing
+                tmp.unlink()
+            runner = _Runner(spec, folder, store, workers, data_dir, console, quiet)
+            try:
+                return runner.run(t0)
+            finally:
+                runner.write_results()
     except BaseException:
-        if fresh:
+        if fresh:  # nothing of a study was written: leave no empty folder behind
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    try:
-        try:
-            store = Store(storage or default_url(folder), create=True)
-            store.save_study(spec, Path(spec.source.split(" with --set ")[0]).read_text(encoding="utf-8"))
-        except BaseException:
-            if fresh:
-                lock.__exit__()
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
-        _write_study_toml(spec, folder)
-        runner = _Runner(spec, folder, store, workers, data_dir, console, quiet)
-        try:
-            return runner.run(t0)
-        finally:
-            runner.write_results()
-    finally:
-        lock.__exit__()
 
 
 def _preload(spec: StudySpec, data_dir: str | None) -> None:
@@ -132,7 +128,8 @@ def _preload(spec: StudySpec, data_dir: str | None) -> None:
 
 def _write_study_toml(spec: StudySpec, folder: Path) -> None:
     """The study as run: the file's tables after ``--set``, reloadable with ``nnstudy run``."""
-    head = f"# nnstudy study, from {spec.source}\n# the study as last run in this folder; `nnstudy run` this file resumes it\n\n"
+    head = (f"# nnstudy study, from {spec.source}\n"
+            "# the study as last run in this folder; `nnstudy run` this file resumes it\n\n")
     (folder / "study.toml").write_text(head + dump_toml(spec.raw), encoding="utf-8")
 
 
@@ -144,8 +141,9 @@ class _Runner:
         self.spec, self.folder, self.store, self.data_dir = spec, folder, store, data_dir
         self.by_id: dict[str, Record] = {r.run: r for r in store.records(spec.name)}
         self.plans: list[ArmPlan] = plan_arms(spec, self.by_id.get)
-        self.pool: _InProcess | _Pool = _InProcess() if workers == 1 else _Pool(workers, spec.study.threads, data_dir)
-        self.display = _Display(console, quiet, self.total, self.done_count())
+        self.display = _Display(console, quiet, spec.study.metric, self.total, self.done_count())
+        self.pool: _InProcess | _Pool = (
+            _InProcess(self.display) if workers == 1 else _Pool(workers, spec.study.threads, data_dir))
         self.trained = self.failed = 0
 
     @property
@@ -167,12 +165,13 @@ class _Runner:
             with self.display:
                 while True:
                     queue = self.ready()
-                    if budget.max_runs is not None and self.done_count() + len(self.pool.running) >= budget.max_runs:
-                        stopped = stopped or (f"max_runs = {budget.max_runs}" if queue else None)
-                        queue = []
-                    if deadline is not None and time.monotonic() >= deadline and queue:
-                        stopped, queue = f"max_minutes = {budget.max_minutes:g}", []
-                    for run in queue[: self.pool.idle()]:
+                    if queue and stopped is None:
+                        stored = self.done_count() + len(self.pool.running)
+                        if budget.max_runs is not None and stored >= budget.max_runs:
+                            stopped = f"max_runs = {budget.max_runs}"
+                        elif deadline is not None and time.monotonic() >= deadline:
+                            stopped = f"max_minutes = {budget.max_minutes:g}"
+                    for run in [] if stopped else queue[: self.pool.idle()]:
                         self.pool.submit(run, self._task(run))
                     if not self.pool.running:
                         break
@@ -183,14 +182,16 @@ class _Runner:
                             self._store(run, payload)
         except KeyboardInterrupt:
             self.pool.kill()
+            # the interrupt may have landed between a write and its bookkeeping: the store is the truth
+            self.by_id = {r.run: r for r in self.store.records(self.spec.name)}
             self.display.console.print(
                 f"interrupted: {self.done_count()} of {self.total} runs stored in {self.folder}; "
-                "run the same command again to resume", style="yellow")
+                "run the same command again to resume", style="yellow", soft_wrap=True, highlight=False)
             raise
-        else:
-            self.pool.close()
-        if stopped is None and any(not p.done for p in self.plans):
-            stopped = "budget"  # pragma: no cover - every path above either finishes or names its budget
+        except BaseException:
+            self.pool.kill()
+            raise
+        self.pool.close()
         return RunSummary(self.folder, self.trained, self.failed, self.done_count(), self.total, stopped,
                           time.monotonic() - t0)
 
@@ -233,10 +234,10 @@ def _optuna_version() -> str:
 class _InProcess:
     """``--workers 1``: train in this process (no start-up cost; the preloaded data is reused)."""
 
-    def __init__(self) -> None:
+    def __init__(self, display: _Display):
+        self.display = display
         self.running: dict[str, PlannedRun] = {}
-        self._task: dict[str, Any] | None = None
-        self._display: Any = None
+        self._task: dict[str, Any] = {}
 
     def idle(self) -> int:
         return 0 if self.running else 1
@@ -246,10 +247,8 @@ class _InProcess:
 
     def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
         (run,) = self.running.values()
-        epochs: list[dict[str, Any]] = []
-        out = _worker.execute(self._task, progress=epochs.append)  # type: ignore[arg-type]
+        out = _worker.execute(self._task, progress=lambda info: self.display.epoch(run, info))
         del self.running[run.identity]
-        yield from (("epoch", run, e) for e in epochs[-1:])
         yield "done", run, out
 
     def close(self) -> None:
@@ -266,17 +265,32 @@ class _Slot:
 
 
 class _Pool:
-    """``--workers N``: N spawned processes, one run each at a time, over one pipe per process (so a
+    """``--workers N``: N worker processes, one run each at a time, over one pipe per process (so a
     dead worker's run is known exactly, unlike a shared ProcessPoolExecutor queue)."""
 
     def __init__(self, n: int, threads: int, data_dir: str | None):
-        self.ctx = mp.get_context("spawn")  # no fork: torch's threads and locks do not survive it
-        self.threads, self.data_dir = threads, data_dir
-        self.slots = [self._spawn() for _ in range(n)]
+        self.ctx = self.start_server()
+        self.n, self.threads, self.data_dir = n, threads, data_dir
+        self.slots: list[_Slot] = []  # started on first use: a rerun with nothing to train starts none
+
+    @staticmethod
+    def start_server() -> Any:
+        """The forkserver context, its server started (in the background: this returns at once).
+
+        forkserver: one clean process imports torch and nnstudy once, and every worker is a fork of it
+        (milliseconds, not an interpreter importing torch each). Not a fork of this process: it has run
+        torch's OpenMP threads and holds database connections, which a fork would inherit broken.
+        """
+        import multiprocessing.forkserver
+
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["nnstudy.study._worker"])
+        multiprocessing.forkserver.ensure_running()
+        return ctx
 
     def _spawn(self) -> _Slot:
         parent, child = self.ctx.Pipe()
-        p = self.ctx.Process(target=_worker.worker_main, args=(child, os.getpid(), self.threads, self.data_dir),
+        p = self.ctx.Process(target=_worker.worker_main, args=(child, self.threads, self.data_dir),
                              daemon=True, name="nnstudy-worker")
         p.start()
         child.close()
@@ -287,12 +301,19 @@ class _Pool:
         return {s.run.identity: s.run for s in self.slots if s.run is not None}
 
     def idle(self) -> int:
-        return sum(s.run is None for s in self.slots)
+        return self.n - sum(s.run is not None for s in self.slots)
 
     def submit(self, run: PlannedRun, task: dict[str, Any]) -> None:
-        slot = next(s for s in self.slots if s.run is None)
-        slot.conn.send(task)
-        slot.run = run
+        i = next((i for i, s in enumerate(self.slots) if s.run is None), None)
+        if i is None:
+            self.slots.append(self._spawn())
+            i = len(self.slots) - 1
+        try:
+            self.slots[i].conn.send(task)
+        except OSError:  # an idle worker died (killed from outside): replace it, nothing was lost
+            self.slots[i] = self._spawn()
+            self.slots[i].conn.send(task)
+        self.slots[i].run = run
 
     def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
         busy = [s for s in self.slots if s.run is not None]
@@ -346,8 +367,8 @@ class _Display:
     """A rich progress bar (runs done / total, ETA, the run and epoch in progress) on a terminal;
     one line per finished run otherwise; nothing with ``quiet``."""
 
-    def __init__(self, console: Console, quiet: bool, total: int, done: int):
-        self.console, self.quiet, self.total, self.done = console, quiet, total, done
+    def __init__(self, console: Console, quiet: bool, metric: str, total: int, done: int):
+        self.console, self.quiet, self.metric, self.total, self.done = console, quiet, metric, total, done
         self.progress: Any = None
         self.task: Any = None
 
@@ -375,8 +396,8 @@ class _Display:
             return
         if self.quiet:
             return
-        value = rec.metrics.get(run.spec and "val_accuracy")
-        shown = "" if value is None else f" val_accuracy {value:.4f}"
+        value = rec.metrics.get(self.metric)
+        shown = "" if value is None else f" {self.metric} {value:.4f}"
         error = f": {rec.error}" if rec.error else ""
         self.console.print(f"[{done}/{total}] {_describe(run)}: {rec.status}{shown}{error} ({rec.seconds:.1f} s)",
                            markup=False, highlight=False, soft_wrap=True)

@@ -178,6 +178,9 @@ class Choice(_Spec):
 
 
 def _kind(raw: Any) -> str | None:
+    """The search-space kind of a TOML table (validation) or of a model (serialization)."""
+    if isinstance(raw, BaseModel):
+        return {LogRange: "log", UniformRange: "uniform", IntRange: "int", Choice: "choice"}.get(type(raw))
     if isinstance(raw, Mapping):
         return next((k for k in ("log", "uniform", "int", "choice") if k in raw), None)
     return None
@@ -241,11 +244,17 @@ class StudySpec(_Spec):
 
     _source: str = PrivateAttr("")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _text: str = PrivateAttr("")
 
     @property
     def source(self) -> str:
         """The file it was read from (with ``--set`` overrides, if any, after it)."""
         return self._source
+
+    @property
+    def text(self) -> str:
+        """The study file's text, as read."""
+        return self._text
 
     @property
     def raw(self) -> dict[str, Any]:
@@ -260,7 +269,7 @@ class StudySpec(_Spec):
         """One arm per element of the product of the scientific lists, in file order."""
         keys = list(self.scientific)
         combos = itertools.product(*self.scientific.values()) if keys else [()]
-        return [Arm(i, dict(zip(keys, values))) for i, values in enumerate(combos)]
+        return [Arm(i, dict(zip(keys, values, strict=True))) for i, values in enumerate(combos)]
 
     @property
     def trials(self) -> int:
@@ -279,7 +288,7 @@ class StudySpec(_Spec):
         for key in LIST_KEYS & dotted.keys():
             if not isinstance(dotted[key], list):  # "model.hidden" = [100, 300]: one layer each
                 dotted[key] = [dotted[key]]
-        raw = apply_overrides({**self.base, "data": self.data.model_dump(mode="json")}, dotted)
+        raw = apply_overrides({**self.base, "data": self.data.model_dump(mode="json")}, dotted, source=self._source)
         raw.update(seed=seed, test=final, save_weights=final, threads=self.study.threads)
         return RunSpec.model_validate(raw)
 
@@ -331,7 +340,7 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | Sequence[tuple[s
         spec = StudySpec.model_validate(raw)
     except ValidationError as e:
         raise _study_error(e, source) from None
-    spec._source, spec._raw = source, raw
+    spec._source, spec._raw, spec._text = source, raw, Path(path).read_text(encoding="utf-8")
     _check(spec, source)
     return spec
 
@@ -377,7 +386,8 @@ def _study_error(err: ValidationError, source: str) -> SpecError:
     key, value, msg = _study_key(first["loc"]), first.get("input"), first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = f"unknown table; allowed: {', '.join(TABLES)}" if len(first["loc"]) == 1 else "unknown key"
-    shown = "" if first["type"] == "missing" or isinstance(value, Mapping) and not value else f" = {_show(value)}"
+    table = first["type"] == "extra_forbidden" and len(first["loc"]) == 1
+    shown = "" if first["type"] == "missing" or table or value == {} else f" = {_show(value)}"
     return SpecError(f"{source}: {key}{shown}: {msg}")
 
 
@@ -448,7 +458,8 @@ def _check_runs(spec: StudySpec, source: str) -> None:
             try:
                 run = spec.run_spec(arm, values, seed=0, final=True)
             except ValidationError as e:
-                raise SpecError(f"{source}: {_blame(spec, _user_key(e.errors()[0]['loc']), nkey, spec_error(e))}") from None
+                where, in_arm = _user_key(e.errors()[0]["loc"]), f" (arm {arm.label})" if arm.values else ""
+                raise SpecError(f"{source}: {_blame(spec, where, nkey, spec_error(e))}{in_arm}") from None
             try:
                 count_params(run.model, (1, 28, 28), classes)
             except SpecError as e:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from nnstudy.errors import StoreError
+from nnstudy.study._optuna import quiet_optuna
 
 __all__ = ["FolderLock", "Record", "Store", "default_url"]
 
@@ -77,7 +78,8 @@ class Record:
     def from_trial(cls, trial: Any) -> Record:
         names = {f.name for f in fields(cls)}
         attrs = {k: v for k, v in trial.user_attrs.items() if k in names}
-        return cls(**attrs, system_attrs={k: v for k, v in trial.system_attrs.items() if k.startswith("completed_rung")})
+        rungs = {k: v for k, v in trial.system_attrs.items() if k.startswith("completed_rung")}  # ASHA's
+        return cls(**attrs, system_attrs=rungs)
 
 
 def _finite(v: Any) -> Any:
@@ -101,7 +103,8 @@ def _errors(where: str) -> Iterator[None]:
     import sqlalchemy.exc
 
     try:
-        yield
+        with quiet_optuna():
+            yield
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as e:
         reason = str(getattr(e, "orig", None) or e).splitlines()[0]
         raise StoreError(f"{where}: cannot use the study database: {reason}") from None
@@ -136,8 +139,8 @@ class Store:
                 except KeyError:
                     if not create:
                         return None
-                    direction = optuna.study.StudyDirection.MAXIMIZE if maximize else optuna.study.StudyDirection.MINIMIZE
-                    self._ids[name] = self.storage.create_new_study([direction], name)
+                    d = optuna.study.StudyDirection
+                    self._ids[name] = self.storage.create_new_study([d.MAXIMIZE if maximize else d.MINIMIZE], name)
         return self._ids[name]
 
     def save_study(self, spec: Any, text: str) -> None:
@@ -152,7 +155,8 @@ class Store:
             "nnstudy:spec": spec.model_dump(mode="json", by_alias=True),
             "nnstudy:text": text,
             "nnstudy:source": spec.source,
-            "nnstudy:versions": {"nnstudy": nnstudy.__version__, "torch": torch.__version__, "optuna": optuna.__version__},
+            "nnstudy:versions": {"nnstudy": nnstudy.__version__, "torch": torch.__version__,
+                                 "optuna": optuna.__version__},
         }
         with _errors(self.where):
             for k, v in attrs.items():

@@ -1,0 +1,141 @@
+"""Studies: a question as a file, expanded into runs, trained, stored, and read back as tables.
+
+    >>> spec = load_study("studies/quickstart.toml")          # validates everything, or SpecError
+    >>> run_study(spec)                                        # trains what is missing, in runs/quickstart/
+    >>> study = open_study("runs/quickstart")                  # or the .toml: its folder runs/<name>/
+    >>> study.results(); study.curves(); study.status(); study.best_model("model.activation=tanh")
+
+``Study.results()`` (one row per stored run, in design order: arm by arm, tuning trials then finals;
+the schema the analysis and report build on; keep it stable):
+
+=================  ======================================================================
+run                the RunSpec identity (16 hex digits): the run's name everywhere
+arm                the arm label, e.g. ``batch_size=32`` or ``model.activation=tanh, optimizer.lr=0.1``
+phase              ``tune`` (chooses nuisance values; never tested) or ``final`` (seeds 0..n-1, tested)
+trial              the run's number within its (arm, phase): tuning trial, or final seed index
+seed               the run's seed (tuning runs: ``nuisance.seed``)
+status             ``complete``, ``diverged``, ``pruned`` or ``failed``
+<dotted key>       one column per scientific key, then per nuisance key (``optimizer.lr``), with the
+                   value the run used (as written in the study file)
+train_loss ...     ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``test_loss``,
+                   ``test_accuracy``: final metrics (accuracy as a fraction); NaN where absent: test
+                   metrics exist only for complete final runs
+epochs_run         epochs trained (fewer than asked: diverged, pruned or early-stopped)
+best_epoch         the epoch whose weights the run ended with
+early_stopped      bool
+train_seconds      time in optimizer steps; ``seconds``: wall time of the run (machine-dependent)
+params             parameter count
+error              failed runs: ``ExceptionType: message``; else None
+=================  ======================================================================
+
+``Study.curves()``: one row per run and epoch: ``run``, ``arm``, ``phase``, ``seed``, then the
+trainer's ``EPOCH_COLUMNS`` (``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``,
+``val_accuracy``, ``lr``, ``seconds``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nnstudy.errors import SpecError, StoreError
+from nnstudy.study.design import ArmPlan, plan_arms
+from nnstudy.study.results import arm_summary, curves_frame, planned_records, results_frame, status_frame
+from nnstudy.study.runner import RunSummary, run_study
+from nnstudy.study.spec import StudySpec, load_study
+from nnstudy.study.store import Record, Store, default_url
+
+__all__ = ["RunSummary", "Study", "StudySpec", "load_study", "open_study", "run_study"]
+
+
+class Study:
+    """A study folder, read through its store. Each call reads the store afresh, so a handle on a
+    study that is still running sees its progress."""
+
+    def __init__(self, spec: StudySpec, folder: Path, storage: str | None = None):
+        self.spec, self.folder = spec, folder
+        self.store = Store(storage or default_url(folder))
+
+    def _read(self) -> tuple[list[ArmPlan], list[Any]]:
+        by_id = {r.run: r for r in self.store.records(self.spec.name)}
+        plans = plan_arms(self.spec, by_id.get)
+        return plans, planned_records(plans, by_id)
+
+    def results(self) -> pd.DataFrame:
+        """One row per stored run (schema in the module docstring)."""
+        return results_frame(self.spec, self._read()[1])
+
+    def curves(self) -> pd.DataFrame:
+        """One row per run and epoch."""
+        return curves_frame(self._read()[1])
+
+    def status(self) -> pd.DataFrame:
+        """Per arm and phase: runs planned, complete, diverged, pruned, failed, still to run."""
+        plans, rows = self._read()
+        return status_frame(self.spec, plans, results_frame(self.spec, rows))
+
+    def summary(self) -> pd.DataFrame:
+        """Per arm: the metric and test accuracy over the final seeds (mean ± std), chosen values."""
+        plans, rows = self._read()
+        return arm_summary(self.spec, plans, results_frame(self.spec, rows))
+
+    def best_model(self, arm: str | int):
+        """The weights of ``arm``'s best complete final run (by the study metric, on validation;
+        ties: the lowest seed) in a model built by ``nnstudy.models.build_model``, in eval mode.
+
+        ``arm``: its label or its index (scientific order). Raises SpecError for an unknown arm,
+        StoreError when the arm has no complete final run with weights yet.
+        """
+        import torch
+
+        from nnstudy.models import build_model
+        from nnstudy.spec import RunSpec
+
+        labels = [a.label for a in self.spec.arms()]
+        label = labels[arm] if isinstance(arm, int) and 0 <= arm < len(labels) else arm
+        if label not in labels:
+            raise SpecError(f"{self.folder}: no arm {arm!r}; arms: {'; '.join(labels)}")
+        finals: list[Record] = [r for _, r in self._read()[1]
+                                if r.arm == label and r.phase == "final" and r.status == "complete" and r.weights]
+        if not finals:
+            raise StoreError(f"{self.folder}: arm {label!r} has no complete final run with weights yet")
+        metric, sign = self.spec.study.metric, (-1.0 if self.spec.study.maximize else 1.0)
+        best = min(finals, key=lambda r: (sign * r.metrics[metric], r.seed))
+        run = RunSpec.model_validate(best.spec)
+        model = build_model(run.model, input_shape=tuple(best.input_shape), num_classes=best.num_classes)
+        path = self.folder / "runs" / best.weights
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError) as e:
+            raise StoreError(f"{path}: cannot read the weights of run {best.run}: {e}") from None
+        model.load_state_dict(state)
+        return model.eval()
+
+    def __repr__(self) -> str:
+        return f"Study({self.spec.name!r}, {str(self.folder)!r})"
+
+
+def study_folder(path: str | Path) -> Path:
+    """A study folder from a folder, its ``study.toml``, or a study file (→ ``runs/<name>``)."""
+    p = Path(path)
+    if p.is_dir():
+        return p
+    if p.name == "study.toml" and (p.parent / "study.db").exists():
+        return p.parent
+    if p.is_file():
+        return Path("runs") / load_study(p).name
+    raise StoreError(f"{p}: no such study folder or study file")
+
+
+def open_study(path: str | Path, storage: str | None = None) -> Study:
+    """The study in a folder (or of a study file: its folder ``runs/<name>/``), read with the study
+    file as last run there (``<folder>/study.toml``, overrides applied).
+
+    Raises StoreError when there is no study there or its database cannot be read.
+    """
+    folder = study_folder(path)
+    if not (folder / "study.toml").is_file():
+        raise StoreError(f"{folder}: not a study folder (no study.toml; run the study first: nnstudy run STUDY.toml)")
+    return Study(load_study(folder / "study.toml"), folder, storage)

@@ -1,0 +1,27 @@
+"""Optuna, quietly: its INFO log line per study and trial and its experimental-feature warnings
+would drown the study's own progress display."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+__all__ = ["quiet_optuna"]
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna logs every trial at INFO and warns about experimental features; a study's own
+    progress display says what matters. Restores Optuna's verbosity afterwards."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message=".*balance properties of Sobol.*")
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)

@@ -1,0 +1,210 @@
+"""``nnstudy run`` as a user runs it, in real processes: resume after kill -9, --workers 2 against
+--workers 1, a rerun that trains nothing, and the quickstart study on real MNIST."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from studyfiles import TINY
+
+from nnstudy.study import open_study
+from nnstudy.study.results import TIMING_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+#: 2 arms × (4 tuning trials in rounds of 2 + 2 seeds) = 12 runs of a few tenths of a second each:
+#: long enough to be killed in the middle, short enough to run four times.
+STUDY = TINY.replace("per_class = 20", "per_class = 50").replace("epochs = 1", "epochs = 2") + """
+[scientific]
+"model.activation" = ["relu", "tanh"]
+
+[nuisance]
+"optimizer.lr" = { log = [0.01, 1.0] }
+trials = 4
+parallel = 2
+"""
+TOTAL = 12
+QUICKSTART = Path(__file__).parents[2] / "studies" / "quickstart.toml"
+
+
+def table(stdout: str) -> str:
+    """The results table ``nnstudy run`` prints: without the progress lines before it (one per run,
+    when not on a terminal) or the line of counts and timing after it."""
+    lines = [line for line in stdout.splitlines() if not re.match(r"\[\d+/\d+\] ", line)]
+    end = next(i for i, line in enumerate(lines) if " runs stored in " in line)
+    return "\n".join(lines[:end])
+
+
+def final_table(folder: Path):
+    return open_study(folder).results().drop(columns=list(TIMING_COLUMNS))
+
+
+def stored_runs(folder: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{folder / 'study.db'}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("select count(*) from trials").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the workers are children of the forkserver, a child of the runner)."""
+    try:
+        kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+    return kids + [d for k in kids for d in descendants(k)]
+
+
+def workers_of(runner: int) -> list[int]:
+    """The worker processes: children of the runner's forkserver."""
+    for child in descendants(runner):
+        try:
+            if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return [int(c) for c in Path(f"/proc/{child}/task/{child}/children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return []
+
+
+def state(pid: int) -> str:
+    """R (running), S (sleeping), ... from /proc; "" once gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cli):
+    """The study run once, uninterrupted, with one worker: (study file, folder, stdout)."""
+    root = tmp_path_factory.mktemp("reference")
+    path = root / "study.toml"
+    path.write_text(STUDY)
+    p = cli("run", str(path), "--dir", "ref", "--workers", "1", "--quiet", cwd=root)
+    assert p.returncode == 0, p.stderr
+    return path, root / "ref", p.stdout
+
+
+def test_uninterrupted_run_prints_one_row_per_arm(reference):
+    _, folder, out = reference
+    assert "model.activation=relu" in table(out) and "model.activation=tanh" in table(out)
+    assert f"{TOTAL} of {TOTAL} runs stored" in out and f"{TOTAL} trained now" in out
+    assert len(final_table(folder)) == TOTAL
+
+
+def test_rerun_trains_nothing_and_prints_the_same_table(reference, cli):
+    path, folder, out = reference
+    p = cli("run", str(path), "--dir", str(folder), "--quiet", cwd=path.parent)
+    assert p.returncode == 0, p.stderr
+    assert "0 trained now" in p.stdout and table(p.stdout) == table(out)
+    assert stored_runs(folder) == TOTAL
+
+
+def test_two_workers_give_the_same_numbers_as_one(reference, cli, tmp_path):
+    path, folder, out = reference
+    p = cli("run", str(path), "--dir", str(tmp_path / "w2"), "--workers", "2", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert table(p.stdout) == table(out)
+    assert final_table(tmp_path / "w2").equals(final_table(folder))
+
+
+def test_kill_9_at_a_random_run_then_resume_equals_the_uninterrupted_study(reference, cli, tmp_path):
+    path, ref_folder, ref_out = reference
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    k = rng.randint(1, TOTAL // 2)
+    folder = tmp_path / "killed"
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while stored_runs(folder) < k:
+        assert proc.poll() is None, f"the runner ended before run {k} (seed {seed}): {proc.communicate()}"
+        assert time.monotonic() < deadline, "no runs stored in 120 s"
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0, 0.3))
+    workers = descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    stored = stored_runs(folder)
+    assert k <= stored < TOTAL, f"killed too late to test anything (seed {seed}, {stored} stored)"
+    deadline = time.monotonic() + 10  # workers (and the forkserver) die with the runner: nobody keeps training
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers and not any(alive(w) for w in workers)
+
+    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert f"{TOTAL - stored} trained now" in p.stdout, (seed, stored, p.stdout)
+    frame = final_table(folder)
+    assert len(frame) == TOTAL and frame["run"].is_unique and stored_runs(folder) == TOTAL
+    assert frame.equals(final_table(ref_folder)), f"seed {seed}"
+    assert table(p.stdout) == table(ref_out)
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_the_same_command_resumes(reference, cli, tmp_path):
+    path, ref_folder, _ = reference
+    folder = tmp_path / "interrupted"
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", cwd=tmp_path,
+                     start_new_session=True)
+    while stored_runs(folder) < 2:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    out, err = proc.communicate(timeout=30)
+    stored = stored_runs(folder)
+    assert proc.returncode == 130, err
+    assert f"interrupted: {stored} of {TOTAL} runs stored" in out and "run the same command again" in out
+    assert len(open_study(folder).results()) == stored == len(pd.read_csv(folder / "results.csv"))
+    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0 and f"{TOTAL - stored} trained now" in p.stdout
+    assert final_table(folder).equals(final_table(ref_folder))
+
+
+def test_a_worker_killed_mid_run_fails_that_run_and_the_study_goes_on(reference, cli, tmp_path):
+    path, _, _ = reference
+    folder = tmp_path / "worker-killed"
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", cwd=tmp_path)
+    victim, deadline = None, time.monotonic() + 120
+    while victim is None:  # a worker that is training right now (running, not waiting for a task)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        victim = next((w for w in workers_of(proc.pid) if stored_runs(folder) >= 1 and state(w) == "R"), None)
+        time.sleep(0.005)
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    frame = open_study(folder).results()
+    failed = frame[frame["status"] == "failed"]
+    assert len(failed) == 1 and failed["error"].item().startswith("WorkerDied: the worker process was killed by")
+    assert len(frame) == TOTAL and frame["run"].is_unique  # the failed run is final; every other run ran
+    assert f"{TOTAL} of {TOTAL} runs stored" in out and "1 failed" in out
+
+
+def test_quickstart_finishes_on_real_mnist_and_a_rerun_trains_nothing(cli, tmp_path):
+    t0 = time.monotonic()
+    first = cli("run", str(QUICKSTART), cwd=tmp_path)
+    seconds = time.monotonic() - t0
+    assert first.returncode == 0, first.stderr
+    assert "14 of 14 runs stored in runs/quickstart (14 trained now, 0 failed" in first.stdout
+    frame = final_table(tmp_path / "runs" / "quickstart")
+    finals = frame[frame["phase"] == "final"]
+    assert len(finals) == 6 and (finals["test_accuracy"] > 0.85).all()
+    second = cli("run", str(QUICKSTART), cwd=tmp_path)
+    assert second.returncode == 0 and "0 trained now" in second.stdout
+    assert table(second.stdout) == table(first.stdout)
+    assert seconds < 120 * max(1.0, os.getloadavg()[0] / 2), "the quickstart promises under two minutes"
