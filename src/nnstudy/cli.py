@@ -241,6 +241,7 @@ def study_run(
     storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),  # noqa: UP045
     quiet: bool = typer.Option(False, "--quiet", help="no progress display; only the results table"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write report.html, report.md and figures/"),
 ):
     """Run a study, or resume it: only runs not yet in its store are trained. Prints one row per arm.
 
@@ -259,6 +260,11 @@ def study_run(
     line = (f"{summary.done} of {summary.total} runs stored in {summary.folder} "
             f"({summary.trained} trained now, {summary.failed} failed; {summary.seconds:.1f} s)")
     console.print(line, highlight=False, soft_wrap=True)
+    if report:
+        from nnstudy.report import write_report
+
+        path = write_report(handle, data_dir=data_dir)
+        console.print(f"report: {path}", highlight=False, soft_wrap=True)
     if summary.stopped:
         hint = "raise it (--set study.max_runs=N) and rerun" if "max_runs" in summary.stopped else "rerun"
         console.print(f"stopped by budget ({summary.stopped}): {hint} to continue", style="yellow", soft_wrap=True)

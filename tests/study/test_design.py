@@ -79,7 +79,18 @@ def test_tuned_study_tunes_then_reruns_the_best_with_fresh_seeds(study_file):
         best = max(tune, key=lambda r: store[r.identity].metrics["val_accuracy"])
         assert plan.chosen == best.params and all(r.params == best.params for r in final)
         assert {r.spec.optimizer.lr for r in final} == {best.params["optimizer.lr"]}
-    assert len(store) == sum(p.nominal for p in plans) == 2 * (8 + 2)
+        untuned = [r for r in plan.planned if r.phase == "slice"]  # the fixed-base slice
+        assert [r.spec.seed for r in untuned] == [0, 1] and not any(r.spec.test for r in untuned)
+        base_lr = spec.run_spec(plan.arm, {}, seed=0, final=False).optimizer.lr
+        assert {r.spec.optimizer.lr for r in untuned} == {base_lr} and untuned[0].params == {"optimizer.lr": base_lr}
+    assert len(store) == sum(p.nominal for p in plans) == 2 * (8 + 2 + 2)
+
+
+def test_the_untuned_slice_can_be_switched_off(study_file):
+    spec = load_study(study_file(TUNED + "slice = false\n"))
+    plans, store = simulate(spec)
+    assert not [r for p in plans for r in p.planned if r.phase == "slice"]
+    assert len(store) == sum(p.nominal for p in plans) == 2 * (3 + 2)
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "grid"])

@@ -114,7 +114,7 @@ def test_best_model_is_the_arms_best_final_run_as_a_torch_module(grid_study):
 
 def test_tuned_study_records_the_chosen_rate_and_only_finals_are_tested(tuned_study):
     folder, summary = tuned_study
-    assert summary.done == summary.total == 2 * (3 + 2)
+    assert summary.done == summary.total == 2 * (3 + 2 + 2)
     study = open_study(folder)
     frame = study.results()
     tune, final = frame[frame["phase"] == "tune"], frame[frame["phase"] == "final"]
@@ -129,7 +129,9 @@ def test_tuned_study_records_the_chosen_rate_and_only_finals_are_tested(tuned_st
         assert summary_table.set_index("arm").loc[arm, "optimizer.lr"] == f"{best:.4g}"
     assert not list((folder / "runs").glob("*.tmp")) and len(list((folder / "runs").glob("*.pt"))) == 4
     status = study.status()
-    assert list(status["planned"]) == [3, 2, 3, 2] and (status["to run"] == 0).all()
+    assert list(status["planned"]) == [3, 2, 2, 3, 2, 2] and (status["to run"] == 0).all()
+    untuned = frame[frame["phase"] == "slice"]
+    assert len(untuned) == 4 and untuned["test_accuracy"].isna().all()
 
 
 def test_a_run_that_raises_is_stored_failed_with_its_error_and_the_study_goes_on(tmp_path, study_file, offline,
@@ -166,7 +168,7 @@ def test_pruned_tuning_runs_stop_early_and_never_win(tmp_path, study_file, offli
     frame = open_study(folder).results()
     pruned = frame[frame["status"] == "pruned"]
     assert len(pruned) >= 1 and (pruned["epochs_run"] < 3).all() and (pruned["trial"] >= 4).all()
-    assert trials_in_db(folder).get("PRUNED") == len(pruned) and summary.done == 13
+    assert trials_in_db(folder).get("PRUNED") == len(pruned) and summary.done == 14
     final_lr = frame[frame["phase"] == "final"]["optimizer.lr"].item()
     assert final_lr not in set(pruned["optimizer.lr"])
 

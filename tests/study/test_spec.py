@@ -102,7 +102,8 @@ def test_every_example_study_validates_and_expands(path):
     spec = load_study(path)
     assert spec.study.question and spec.name == path.stem
     plans = plan_arms(spec, {}.get)
-    assert sum(p.nominal for p in plans) == len(spec.arms()) * (spec.trials + spec.study.seeds)
+    sliced = spec.study.seeds if spec.nuisance is not None and spec.nuisance.slice else 0
+    assert sum(p.nominal for p in plans) == len(spec.arms()) * (spec.trials + spec.study.seeds + sliced)
     first = [r for p in plans for r in p.planned]
     if spec.nuisance is None:  # a grid: every run is decided, and final
         assert len(first) == len(spec.arms()) * spec.study.seeds and all(r.spec.test for r in first)

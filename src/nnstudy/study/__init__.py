@@ -11,7 +11,8 @@ the schema the analysis and report build on; keep it stable):
 =================  ======================================================================
 run                the RunSpec identity (16 hex digits): the run's name everywhere
 arm                the arm label, e.g. ``batch_size=32`` or ``model.activation=tanh, optimizer.lr=0.1``
-phase              ``tune`` (chooses nuisance values; never tested) or ``final`` (seeds 0..n-1, tested)
+phase              ``tune`` (chooses nuisance values; never tested), ``final`` (seeds 0..n-1, tested) or
+                   ``slice`` (tuned studies: seeds 0..n-1 at the base nuisance values, untuned, not tested)
 trial              the run's number within its (arm, phase): tuning trial, or final seed index
 seed               the run's seed (tuning runs: ``nuisance.seed``)
 status             ``complete``, ``diverged``, ``pruned`` or ``failed``

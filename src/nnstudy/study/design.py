@@ -36,8 +36,8 @@ from nnstudy.study.spec import Arm, Choice, IntRange, LogRange, NuisanceSpec, St
 
 __all__ = ["ArmPlan", "Outcome", "PlannedRun", "Tuner", "plan_arms", "worst_value"]
 
-Phase = Literal["tune", "final"]
-PHASES: tuple[Phase, ...] = ("tune", "final")
+Phase = Literal["tune", "final", "slice"]
+PHASES: tuple[Phase, ...] = ("tune", "final", "slice")
 
 
 class Outcome(Protocol):
@@ -226,6 +226,7 @@ class ArmPlan:
         self.tuned: list[tuple[PlannedRun, Outcome]] = []
         self.chosen: dict[str, Any] | None = None if self.tuner else {}
         self.finals_planned = False
+        self.slice_planned = False
         self.done = False
 
     def advance(self, lookup: Callable[[str], Outcome | None]) -> list[PlannedRun]:
@@ -257,7 +258,7 @@ class ArmPlan:
             prune = self._prune_context(t)
             return [self._run("tune", first + i, stage, p, t.nuisance.seed, prune) for i, p in enumerate(values)]
         if self.finals_planned:
-            return None
+            return self._slice_stage()
         self.finals_planned = True
         if t is not None:
             self.chosen = self._best()
@@ -265,6 +266,16 @@ class ArmPlan:
                 return []
         stage = t.rounds if t else 0
         return [self._run("final", s, stage, self.chosen or {}, s) for s in range(self.spec.study.seeds)]
+
+    def _slice_stage(self) -> list[PlannedRun] | None:
+        """The untuned slice (``nuisance.slice``): the final seeds at the base nuisance values."""
+        t = self.tuner
+        if t is None or not t.nuisance.slice or self.slice_planned:
+            return None
+        self.slice_planned = True
+        base = self.spec.run_spec(self.arm, {}, seed=0, final=False).model_dump(mode="json")
+        params = {k: _dotted(base, k) for k in t.nuisance.params}
+        return [self._run("slice", s, t.rounds + 1, params, s) for s in range(self.spec.study.seeds)]
 
     def _prune_context(self, t: Tuner) -> dict[str, Any] | None:
         if t.nuisance.pruner == "none":
@@ -288,8 +299,17 @@ class ArmPlan:
 
     @property
     def nominal(self) -> int:
-        """Runs this arm will have when done: trials + seeds (fewer when no tuning run completes)."""
-        return (self.tuner.total if self.tuner else 0) + self.spec.study.seeds
+        """Runs this arm will have when done: trials + seeds (+ seeds for the untuned slice; fewer
+        finals when no tuning run completes)."""
+        t, seeds = self.tuner, self.spec.study.seeds
+        return (t.total + seeds * t.nuisance.slice if t else 0) + seeds
+
+
+def _dotted(tree: Mapping[str, Any], key: str) -> Any:
+    """``tree["optimizer"]["lr"]`` for ``key = "optimizer.lr"``."""
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
 
 
 def plan_arms(spec: StudySpec, lookup: Callable[[str], Outcome | None]) -> list[ArmPlan]:

@@ -78,7 +78,9 @@ def status_frame(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFram
     statuses = ["complete", "diverged", "pruned", "failed"]
     rows = []
     for plan in plans:
-        for phase, planned in (("tune", plan.tuner.total if plan.tuner else 0), ("final", spec.study.seeds)):
+        t = plan.tuner
+        sliced = spec.study.seeds if t is not None and t.nuisance.slice else 0
+        for phase, planned in (("tune", t.total if t else 0), ("final", spec.study.seeds), ("slice", sliced)):
             if not planned:
                 continue
             mine = results[(results["arm"] == plan.arm.label) & (results["phase"] == phase)]

@@ -404,5 +404,5 @@ class _Display:
 
 
 def _describe(run: PlannedRun) -> str:
-    what = f"trial {run.slot}" if run.phase == "tune" else f"final seed {run.spec.seed}"
+    what = f"trial {run.slot}" if run.phase == "tune" else f"{run.phase} seed {run.spec.seed}"
     return f"{run.arm.label}: {what}"

@@ -50,7 +50,7 @@ __all__ = [
 #: Metrics a study can rank runs by, and whether larger is better.
 METRICS: dict[str, bool] = {"val_accuracy": True, "val_loss": False, "train_accuracy": True, "train_loss": False}
 TABLES = ("study", "data", "base", "scientific", "nuisance")
-NUISANCE_SETTINGS = ("trials", "sampler", "pruner", "seed", "parallel")
+NUISANCE_SETTINGS = ("trials", "sampler", "pruner", "seed", "parallel", "slice")
 #: RunSpec keys the study sets itself, and why a study file may not.
 RESERVED = {
     "seed": "run seeds are set by study.seeds (final runs) and nuisance.seed (tuning runs)",
@@ -203,6 +203,10 @@ class NuisanceSpec(_Spec):
     does not flow into the numbers the arms are compared on. It also seeds the sampler, together
     with the arm's label, so each arm's search is reproducible on its own.
 
+    ``slice``: after its finals, every arm is also run *untuned*, at the base values of the nuisance
+    keys, with the final seeds (not tested): the fixed-base slice the report draws beside the tuned
+    comparison, so that what tuning changed (the confound of comparing at one learning rate) is visible.
+
     ``parallel``: trials asked per round. Rounds make the search independent of ``--workers``: the
     trials of a round are asked together from the results of the earlier rounds only, so 1 or 8
     workers ask the same trials (and a resumed study the same as an uninterrupted one).
@@ -214,6 +218,7 @@ class NuisanceSpec(_Spec):
     pruner: Literal["none", "median", "asha"] = "none"
     seed: int = Field(1000, ge=0)
     parallel: int = Field(4, gt=0)
+    slice: bool = Field(True, description="also run every arm untuned, at the base values, with the final seeds")
 
     @model_validator(mode="before")
     @classmethod
