@@ -30,7 +30,7 @@ from nnstudy.analysis.checks import (
     run_checks,
 )
 from nnstudy.analysis.context import StudyContext, default_direction
-from nnstudy.analysis.findings import Finding, findings
+from nnstudy.analysis.findings import Finding, findings, split_keys
 from nnstudy.analysis.stats import (
     A_BETTER,
     B_BETTER,
@@ -76,6 +76,7 @@ __all__ = [
     "expected_max",
     "expected_max_curves",
     "findings",
+    "split_keys",
     "mean_interval",
     "paired_difference",
     "pairwise",

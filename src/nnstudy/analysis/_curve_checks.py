@@ -41,12 +41,20 @@ def _runs(fc: pd.DataFrame, columns: list[str]) -> dict[str, dict[str, pd.DataFr
     return out
 
 
+#: At most this many arms are spelled out in one sentence; the rest are counted.
+MAX_LISTED = 3
+
+
 def _listing(clauses: dict[str, str], n_arms: int, subject: str) -> str:
-    """``subject for arm: clause`` for one arm, else ``subject in k of n arms (a: clause; b: clause)``."""
+    """``subject for arm: clause`` for one arm, else ``subject in k of n arms (a: clause; b: clause)``,
+    the first ``MAX_LISTED`` arms spelled out and the others counted (a sentence a person reads)."""
     if len(clauses) == 1:
         arm, clause = next(iter(clauses.items()))
         return f"{subject} for {arm}: {clause}"
-    listed = "; ".join(f"{arm}: {clause}" for arm, clause in clauses.items())
+    shown = list(clauses.items())[:MAX_LISTED]
+    listed = "; ".join(f"{arm}: {clause}" for arm, clause in shown)
+    if len(clauses) > MAX_LISTED:
+        listed += f"; and {len(clauses) - MAX_LISTED} more"
     return f"{subject} in {len(clauses)} of {n_arms} arms ({listed})"
 
 

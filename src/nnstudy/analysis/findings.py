@@ -2,7 +2,9 @@
 
 Order: (1) the answer: the best arm by the study's metric with its mean and 95% t-interval over
 seeds, and whether it beats the runner-up by the P(A>B) rule of Bouthillier et al. (2021), with the
-interval and the paired mean difference (``stats``); (2) the best arm's test score, where final runs
+interval and the paired mean difference (``stats``); in a study of several scientific keys, the winner
+of the numeric key within each combination of the others (``split_keys``: which depth wins at each
+parameter budget); (2) the best arm's test score, where final runs
 were tested; (3) the spread of the arms' means against the seed-to-seed noise; (4) the nuisance values
 each arm settled on, where they were tuned; (5) the methodology checks' warnings (``checks``).
 
@@ -142,6 +144,56 @@ def _spread(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, An
     )
 
 
+def split_keys(scientific: dict[str, list]) -> tuple[str, list[str]] | None:
+    """For a study of two or more scientific keys: (x key, group keys), where x is the numeric key
+    with the most values and the groups are the other (scalar-valued) keys, as in seed 001's "loss
+    against depth, one curve per parameter budget". None for fewer than two keys or no numeric one."""
+
+    def numeric(values: list) -> bool:
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+    candidates = [k for k, vs in scientific.items() if numeric(vs) and len(vs) > 1]
+    if len(scientific) < 2 or not candidates:
+        return None
+    x = max(candidates, key=lambda k: len(scientific[k]))
+    groups = [k for k in scientific if k != x]
+    if not all(isinstance(v, (int, float, str, bool)) for k in groups for v in scientific[k]):
+        return None
+    return x, groups
+
+
+def _per_group(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """Multi-key studies: within each combination of the group keys, which value of the x key wins,
+    with its interval and the P(A>B) verdict against the runner-up in that group."""
+    layout = split_keys(ctx.scientific)
+    if layout is None or not all(k in results.columns for k in (layout[0], *layout[1])):
+        return []
+    x, groups = layout
+    m = ctx.metric
+    out = []
+    for values, rows in results.groupby(groups, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        where = ", ".join(f"{k}={fmt.num(v)}" for k, v in zip(groups, values, strict=True))
+        ranked = stats.rank_arms(rows, m, ctx.better)
+        if not ranked:
+            continue
+        x_of = rows.groupby("arm", sort=False)[x].first()
+        (best, mb) = ranked[0]
+        sentence = f"At {where}: {x}={fmt.num(x_of[best])} has the best {m}, {_score(mb, m)}"
+        numbers: dict[str, Any] = {"group": dict(zip(groups, values, strict=True)), "best": x_of[best],
+                                   "mean": mb.mean, "low": mb.low, "high": mb.high}
+        if len(ranked) > 1:
+            ru, mr = ranked[1]
+            pb = stats.prob_better(_frame.seed_values(rows, m, best), _frame.seed_values(rows, m, ru), ctx.better,
+                                   n_boot=n_boot, seed=seed)
+            verdict = "beats" if pb.decision == stats.A_BETTER else "cannot be told apart from"
+            sentence += (f"; it {verdict} {x}={fmt.num(x_of[ru])} ({_score(mr, m)}): P = {fmt.prob(pb.p)} "
+                         f"{fmt.prob_interval(pb.low, pb.high)} over {fmt.plural(pb.n_pairs, 'seed pair')}")
+            numbers.update(runner_up=x_of[ru], p=pb.p, p_low=pb.low, p_high=pb.high, decision=pb.decision)
+        out.append((sentence + ".", numbers))
+    return out
+
+
 def _nuisance(results: pd.DataFrame, ctx: StudyContext) -> list[tuple[str, dict[str, Any]]]:
     """One sentence per tuned key: the value each arm settled on, with the trials it took."""
     chosen = chosen_values(results, ctx)
@@ -183,6 +235,7 @@ def findings(
     """
     _frame.require(results, ["arm", ctx.metric])
     items: list[tuple[str, str, dict[str, Any]]] = [("answer", *_answer(results, ctx, n_boot, seed))]
+    items += [("group", s, n) for s, n in _per_group(results, ctx, n_boot, seed)]
     for kind, part in (("test", _test(results, ctx)), ("spread", _spread(results, ctx))):
         if part is not None:
             items.append((kind, *part))

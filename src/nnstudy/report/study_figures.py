@@ -7,6 +7,9 @@ and a caption that says what is drawn (which band, which interval, which runs):
   min–max over seeds.
 * ``scores``: the study metric and its test counterpart against the scientific value, final runs:
   seeds as dots, the mean with its 95% t-interval; log x axis where the values span a decade or more.
+* ``by_keys`` (two or more scientific keys, one numeric): the metric against the numeric key with the
+  most values, one line per combination of the others (seed 001's final training loss against depth,
+  one curve per parameter budget), means with their 95% t-intervals.
 * ``isolation`` (tuned studies): each arm at its tuned values beside the untuned slice at the base
   values, or, where the study did not run that slice, beside the tuning trials themselves.
 * ``prob_better``: the P(row beats column) matrix with its intervals.
@@ -28,6 +31,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, PercentFor
 
 from nnstudy.analysis import A_BETTER, B_BETTER, sign_test_min_pairs
 from nnstudy.analysis import _format as fmt
+from nnstudy.analysis.findings import split_keys
 from nnstudy.report import figures
 from nnstudy.report.content import ArmAxis, Content
 
@@ -35,6 +39,7 @@ __all__ = [
     "Drawn",
     "arm_colors",
     "budget_curves",
+    "metric_by_keys",
     "curves_by_arm",
     "isolation",
     "prob_better_matrix",
@@ -274,6 +279,38 @@ def budget_curves(curves: pd.DataFrame, arms: list[str], colors: dict[str, tuple
     return fig
 
 
+def metric_by_keys(summary: pd.DataFrame, finals: pd.DataFrame, metric: str, x_key: str, line_keys: list[str]
+                   ) -> Figure:
+    """``metric`` (mean over seeds, 95% t-interval) against ``x_key``, one line per combination of
+    ``line_keys``. ``summary``: analysis.arm_summary (index arm); ``finals``: final runs with the
+    scientific keys as columns."""
+    fig = Figure(figsize=(7.2, 4.4), layout="constrained")
+    ax = fig.subplots()
+    arms = finals.groupby("arm", sort=False)[[x_key, *line_keys]].first()
+    arms = arms[arms.index.isin(summary.index)]
+    for group, rows in arms.groupby(line_keys, sort=False):
+        group = group if isinstance(group, tuple) else (group,)
+        rows = rows.assign(_x=pd.to_numeric(rows[x_key], errors="coerce")).sort_values("_x")
+        mean = summary.loc[rows.index, f"{metric}_mean"].to_numpy(float)
+        low = summary.loc[rows.index, f"{metric}_low"].to_numpy(float)
+        high = summary.loc[rows.index, f"{metric}_high"].to_numpy(float)
+        err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+        label = ", ".join(f"{k}={fmt.num(v)}" for k, v in zip(line_keys, group,
+                                                                                              strict=True))
+        ax.errorbar(rows["_x"].to_numpy(float), mean, yerr=err, fmt="o-", ms=4, capsize=3, label=label)
+    xs = pd.to_numeric(arms[x_key], errors="coerce").dropna()
+    if len(xs) and xs.min() > 0 and xs.max() / xs.min() >= 10:
+        ax.set_xscale("log")
+    elif len(xs) and (xs == xs.round()).all():
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(metric)
+    _metric_axis(ax, metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------- the set
 
 
@@ -300,6 +337,13 @@ def study_figures(content: Content) -> list[Drawn]:
             f"{'; log axis' if c.axis.log else ''}. {c.test_metric} is each arm's final runs on the test set, "
             "which chose nothing."),
             scores_by_arm(c.summary, finals, shown, c.axis, colors)))
+    layout = split_keys(ctx.scientific)
+    if layout is not None and f"{m}_mean" in c.summary.columns and not finals.empty:
+        x_key, line_keys = layout
+        drawn.append(Drawn("by_keys", f"{m} against {x_key}, one line per {', '.join(line_keys)}", (
+            f"Final runs: the mean {m} over seeds with its 95% t-interval, against {x_key}, one line per value of "
+            f"{' and '.join(line_keys)}."),
+            metric_by_keys(c.summary, finals, m, x_key, line_keys)))
     if c.tuned and not finals.empty:
         key = c.tuned_key
         slice_rows = c.results[(c.results["phase"] == "slice") & (c.results["status"] == "complete")]
