@@ -20,17 +20,19 @@ __all__ = ["build_optimizer", "LRSchedule"]
 
 def build_optimizer(spec: OptimSpec, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     """The torch optimizer for ``spec``. Weight decay is L2 added to the gradient, except for
-    ``adamw`` (decoupled, as its paper defines it). ``foreach`` implementations are asked for:
-    one kernel over all parameters instead of a Python loop over tensors."""
+    ``adamw`` (decoupled, as its paper defines it). SGD, Adam and AdamW use torch's fused kernels
+    (one pass over each parameter tensor for the whole update), where this torch has them for the
+    parameters' device; else, like RMSprop and Adadelta, ``foreach`` (one kernel per operation over
+    all parameters instead of a Python loop over tensors)."""
     params = list(params)
     wd = spec.weight_decay
     if spec.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=wd, foreach=True
+        return _fused_or_foreach(
+            torch.optim.SGD, params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=wd
         )
     if spec.name in ("adam", "adamw"):
         cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
-        return cls(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps, weight_decay=wd, foreach=True)
+        return _fused_or_foreach(cls, params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps, weight_decay=wd)
     if spec.name == "rmsprop":
         return torch.optim.RMSprop(
             params, lr=spec.lr, alpha=spec.alpha, eps=spec.eps, momentum=spec.momentum, weight_decay=wd, foreach=True
@@ -38,6 +40,14 @@ def build_optimizer(spec: OptimSpec, params: Iterable[torch.nn.Parameter]) -> to
     if spec.name == "adadelta":
         return torch.optim.Adadelta(params, lr=spec.lr, rho=spec.rho, eps=spec.eps, weight_decay=wd, foreach=True)
     raise AssertionError(f"unhandled optimizer {spec.name!r}")  # spec validation makes this unreachable
+
+
+def _fused_or_foreach(cls: type[torch.optim.Optimizer], params: list, **kw) -> torch.optim.Optimizer:
+    """``cls(params, fused=True)`` where supported (torch >= 2.4 on CPU; CUDA), else ``foreach=True``."""
+    try:
+        return cls(params, fused=True, **kw)
+    except (RuntimeError, ValueError, TypeError):
+        return cls(params, foreach=True, **kw)
 
 
 class LRSchedule:

@@ -1,0 +1,34 @@
+"""``benchmarks/run.py --tiny`` runs end to end and writes the JSON it documents; nothing about time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "run.py"
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_writes_every_workload(tmp_path, mnist_dir):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "NNSTUDY_DATA": str(mnist_dir)}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--repeat", "1", "--json", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "peak matmul: float32" in proc.stdout and "W4" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["tiny"] and doc["machine"]["cores"] >= 1 and doc["peak"]["float32"]["flops_per_second"] > 0
+    names = [w["workload"] for w in doc["workloads"]]
+    assert names == ["W1", "W2", "W3", "W4"]
+    for w in doc["workloads"]:
+        assert {"seconds", "mfu", "speedup_vs_notebook", "train_flops", "variants"} <= w.keys()
+        assert w["seconds"] > 0 and 0 < w["mfu"] and w["train_flops"] > 0
+    w2 = doc["workloads"][1]
+    assert w2["variant"].startswith("nnstudy packed") and w2["speedup_vs_one_by_one"] > 0
+    if doc["bf16_supported"]:
+        assert {"fp32_mean", "bf16_mean", "difference_points"} <= doc["bf16_accuracy"].keys()
