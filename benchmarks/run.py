@@ -288,8 +288,9 @@ def bf16_accuracy(args, size: Size) -> dict[str, Any]:
     for precision in ("fp32", "bf16"):
         accs = []
         for seed in range(size.acc_seeds):
+            # one thread: this part is not timed, and one thread is immune to other processes' load
             s = spec(data_spec, hidden=[300], optimizer="adam", lr=1e-3, batch_size=64, epochs=size.acc_epochs,
-                     test=True, precision=precision, seed=seed)
+                     test=True, precision=precision, seed=seed, threads=1)
             accs.append(train(s, data).metrics["test_accuracy"])
         out[precision] = accs
         out[f"{precision}_mean"] = sum(accs) / len(accs)
@@ -369,17 +370,25 @@ def main(argv: list[str] | None = None) -> int:
         print("torchvision is not installed: the notebook-style baseline is skipped (pip install -e '.[bench]')")
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
+
+    def save() -> None:  # after every part, so that an interrupted run keeps what it measured
+        if args.json_path:
+            doc = {"machine": info, "peak": peaks_info, "bf16_supported": bf16_ok, "bf16_evidence": bf16_why,
+                   "tiny": args.tiny, "repeat": args.repeat, "notebook_workers": args.notebook_workers,
+                   "workloads": workloads(rows), **extra}
+            Path(args.json_path).write_text(json.dumps(_finite(doc), indent=2) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         ctx = notebook.mnist_root(args.data_dir, tmp) if use_nb else _none()
         with ctx as root:
-            for name, fn in (("W1", w1), ("W2", w2), ("W3", w3)):
+            for name in ("W1", "W2", "W3", "W4"):
                 if name in only:
-                    rows += fn(args, size, peaks, root)
-                    print(f"{name} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
-            if "W4" in only:
-                rows += w4(args, size, peaks, root, tmp)
-                print(f"W4 done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+                    new = w4(args, size, peaks, root, tmp) if name == "W4" else \
+                        {"W1": w1, "W2": w2, "W3": w3}[name](args, size, peaks, root)
+                    rows += new
+                    print(f"{name} done ({time.perf_counter() - t_start:.0f} s)\n{table(new)}", flush=True)
+                    save()
         if "bf16acc" in only and bf16_ok:
             extra["bf16_accuracy"] = bf16_accuracy(args, size)
     print()
@@ -399,11 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     info["load_average_at_end"] = load_end
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s; 1-minute load average {info['load_average_at_start']} at "
           f"the start, {load_end} at the end (other processes slow every timing, two-thread ones most)")
-    if args.json_path:
-        doc = {"machine": info, "peak": peaks_info, "bf16_supported": bf16_ok, "bf16_evidence": bf16_why,
-               "tiny": args.tiny, "repeat": args.repeat, "notebook_workers": args.notebook_workers,
-               "workloads": workloads(rows), **extra}
-        Path(args.json_path).write_text(json.dumps(_finite(doc), indent=2) + "\n")
+    save()
     return 0
 
 
