@@ -54,8 +54,9 @@ __all__ = ["train", "evaluate", "resolve_device", "Callback"]
 Callback = Callable[[str, dict[str, Any]], None]
 
 EVAL_BATCH = 8192  # large: evaluation has no backward pass, and fewer calls mean less overhead
-#: ... but not so large that a batch's activations leave the cache: a CNN's first feature map is
-#: 100 kB per image, and 8192 of them (800 MB) made seed 003's test pass 5x slower than batches of 512.
+#: ... but not so large that a batch's activations swamp memory: a CNN's first feature map is 100 kB
+#: per image; seed 003's test pass took 2.37 s in batches of 8192 (800 MB) and 1.49 s in batches of
+#: 668 (this bound), on two threads.
 EVAL_BYTES = 64 * 1024**2
 #: Model FLOPs per optimizer step below which a run whose spec leaves ``threads`` open uses one
 #: thread: such a step is a few dozen kernels too small to split. Measured on 2 cores: a 784-10-10

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 
 from nnstudy.errors import SpecError
@@ -311,7 +312,7 @@ class _PackTrainer:
         R = len(active)
         running = (loss_sum / self.n).cpu().numpy()
         acc = (correct.double() / self.n).cpu().numpy()
-        val_loss, val_acc, _ = self.lanes.predict(vx, vy)
+        val_loss, val_acc, val_pred = last_val = self.lanes.predict(vx, vy)
         if any(r.spec.train_eval == "full" for r in active):
             full_loss, full_acc, _ = self.lanes.predict(self.x, self.y)
         seconds = (time.perf_counter() - t0) / R
@@ -336,23 +337,30 @@ class _PackTrainer:
             stop = stop or epoch == r.spec.epochs
             (leaving if stop else keep).append(lane)
         if leaving:
-            self._finish(active, leaving, vx, vy)
+            self._finish(active, leaving, vx, vy, last_val)
         if leaving and keep:
             self.lanes.select(keep)
         return [active[i] for i in keep]
 
-    def _finish(self, active: list[_Run], leaving: list[int], vx: torch.Tensor, vy: torch.Tensor) -> None:
+    def _finish(self, active: list[_Run], leaving: list[int], vx: torch.Tensor, vy: torch.Tensor,
+                last_val: tuple[np.ndarray, np.ndarray, torch.Tensor]) -> None:
         """Results of the runs in lanes ``leaving``: restore best weights where asked, final val/test
-        predictions (one batched pass for those lanes), weights."""
+        predictions (one batched pass for those lanes; this epoch's validation pass, ``last_val``,
+        serves the lanes whose weights did not change since), weights."""
         from nnstudy.models import train_flops
 
+        restored = []
         for lane in leaving:
             r = active[lane]
             if r.error is None and r.status == "complete" and r.stopper is not None \
                     and r.spec.early_stopping.restore_best and r.stopper.best_state is not None:
                 self.lanes.load_lane(lane, r.stopper.best_state)
+                restored.append(lane)
         done = [lane for lane in leaving if active[lane].error is None and active[lane].status == "complete"]
-        val = self.lanes.predict(vx, vy, done) if done else None
+        val_of = {lane: (last_val[0][lane], last_val[1][lane], last_val[2][lane]) for lane in done}
+        if restored:
+            fresh = self.lanes.predict(vx, vy, restored)
+            val_of.update({lane: (fresh[0][j], fresh[1][j], fresh[2][j]) for j, lane in enumerate(restored)})
         tested = [lane for lane in done if active[lane].spec.test]
         test = self.lanes.predict(*self._split("test"), tested) if tested else None
         for lane in leaving:
@@ -362,8 +370,8 @@ class _PackTrainer:
                 continue
             evals: dict[str, tuple[float, float, torch.Tensor]] = {}
             if lane in done:
-                j = done.index(lane)
-                evals["val"] = (float(val[0][j]), float(val[1][j]), val[2][j])
+                loss, acc, pred = val_of[lane]
+                evals["val"] = (float(loss), float(acc), pred)
                 if lane in tested:
                     k = tested.index(lane)
                     evals["test"] = (float(test[0][k]), float(test[1][k]), test[2][k])
