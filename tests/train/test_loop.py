@@ -156,3 +156,43 @@ def test_data_loaded_for_another_data_spec_is_refused(tiny_data):
 
     with pytest.raises(SpecError, match="loaded for"):
         train(spec(per_class=60, epochs=1), tiny_data)
+
+
+@pytest.mark.parametrize("batchnorm", [True, False])
+def test_relu_after_max_pool_is_the_same_function_and_gradient(tiny_data, batchnorm):
+    """execution_order moves ReLU behind the max-pool: outputs and every gradient bitwise equal."""
+    from nnstudy.train.loop import execution_order
+
+    torch.manual_seed(0)
+    m = build_model(make_run_spec({"model": {"kind": "cnn", "channels": [8, 16], "batchnorm": batchnorm,
+                                               "head": [32]}}).model)
+    net = execution_order(m)
+    names = [n for n, _ in net.named_children()]
+    assert names != [n for n, _ in m.named_children()]  # something moved
+    assert names.index("maxpool1") < names.index("relu1")
+    assert net.state_dict().keys() == m.state_dict().keys()
+    x = tiny_data.train_x[:64] - 0.5  # negative inputs too: windows whose maximum is below zero
+    grads = []
+    for f in (m, net):
+        f.zero_grad()
+        out = f(x)
+        F = torch.nn.functional
+        F.cross_entropy(out, tiny_data.train_y[:64]).backward()
+        grads.append((out.detach().clone(), [p.grad.clone() for p in m.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1], strict=True))
+
+
+def test_models_without_relu_before_a_pool_run_as_built():
+    from nnstudy.train.loop import execution_order
+
+    m = build_model(make_run_spec({"model": {"kind": "cnn", "channels": [8], "activation": "tanh"}}).model)
+    assert execution_order(m) is m
+
+
+def test_freed_memory_is_kept_on_glibc():
+    import platform
+
+    from nnstudy.train.loop import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
