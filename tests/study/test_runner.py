@@ -134,19 +134,26 @@ def test_tuned_study_records_the_chosen_rate_and_only_finals_are_tested(tuned_st
     assert len(untuned) == 4 and untuned["test_accuracy"].isna().all()
 
 
+@pytest.mark.parametrize("pack", [False, True], ids=["alone", "packed"])
 def test_a_run_that_raises_is_stored_failed_with_its_error_and_the_study_goes_on(tmp_path, study_file, offline,
-                                                                                 monkeypatch):
-    loop = sys.modules["nnstudy.train"]
-    real_train = loop.train
+                                                                                 monkeypatch, pack):
+    loop, packed = sys.modules["nnstudy.train"], sys.modules["nnstudy.train.packed"]
+    real_train, real_packed = loop.train, packed.train_packed
 
     def train(spec, data, **kw):  # tanh runs hit a bug; the others train for real
         if spec.model.activation == "tanh":
             raise FloatingPointError("tanh exploded")
         return real_train(spec, data, **kw)
 
+    def train_packed(specs, data=None, **kw):  # the same bug in a pack of tanh runs fails the pack
+        if specs[0].model.activation == "tanh":
+            raise FloatingPointError("tanh exploded")
+        return real_packed(specs, data, **kw)
+
     monkeypatch.setattr(loop, "train", train)
+    monkeypatch.setattr(packed, "train_packed", train_packed)
     folder = tmp_path / "failing"
-    summary = run(study_file(GRID), folder)
+    summary = run(study_file(GRID), folder, overrides=[("study.pack", pack)])
     assert (summary.trained, summary.failed, summary.done) == (4, 2, 4)
     frame = open_study(folder).results()
     failed = frame[frame["status"] == "failed"]

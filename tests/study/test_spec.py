@@ -49,6 +49,7 @@ BAD = [
      "scientific.model"),
     ("val-metric-without-split", TINY.replace("validation = 0.01", "validation = 0"), "study.metric"),
     ("bad-name", TINY.replace('name = "tiny"', 'name = "../up"'), "study.name"),
+    ("pack-not-a-boolean", TINY.replace('name = "tiny"', 'name = "tiny"\npack = "yes"'), "study.pack"),
 ]
 
 

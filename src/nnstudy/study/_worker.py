@@ -1,7 +1,9 @@
-"""Training one planned run, in the runner's process or in a worker process; never touches the store.
+"""Training planned runs, in the runner's process or in a worker process; never touches the store.
 
-``execute(task)`` trains, catches what a run can raise (recorded as a failed run with its error), applies
-the pruner, writes final weights to the study folder, and returns a plain dict of ``Record`` fields.
+``execute(task)`` trains one run alone, or several same-shape runs as one pack (``train_packed``),
+catches what a run can raise (recorded as a failed run with its error), applies each run's pruner,
+writes final weights to the study folder, and returns one plain dict of ``Record`` fields per run
+(``_outcome``: the one place that turns a ``RunResult`` or an exception into those fields).
 ``worker_main`` is a worker process: it loads each dataset once (``_splits``) and runs tasks from its
 pipe until told to stop, reporting epochs back for the progress display.
 """
@@ -14,6 +16,7 @@ import signal
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,52 +83,90 @@ class _Pruner:
         return {k: v for k, v in frozen.system_attrs.items() if k.startswith("completed_rung")}
 
 
-def execute(task: dict[str, Any], progress: Any = None) -> dict[str, Any]:
-    """Train ``task["spec"]`` (a RunSpec) and return the ``Record`` fields it produced.
+def execute(task: dict[str, Any], progress: Callable[[int, dict[str, Any]], None] | None = None
+            ) -> list[dict[str, Any]]:
+    """Train the runs of ``task`` and return the ``Record`` fields each produced, in order.
 
-    ``task``: ``spec``, ``data_dir``, ``weights`` (a path for final runs' weights, else None),
-    ``prune`` (a pruning context, or None). ``progress(info)`` gets each epoch's row.
-    Exceptions of the run become ``status = "failed"`` with the error; KeyboardInterrupt passes.
+    ``task``: ``runs`` (a list of ``{"spec": RunSpec, "weights": a path for a final run's weights or
+    None, "prune": a pruning context or None}``) and ``data_dir``. One run is trained alone
+    (``train``); several, which must share a ``pack_key``, as one pack (``train_packed``): the same
+    numbers either way. ``progress(i, info)`` gets run ``i``'s epochs.
+    Exceptions of a run become ``status = "failed"`` with the error; an exception of the pack as a
+    whole fails every run in it; KeyboardInterrupt passes.
     """
-    from nnstudy.train import train
+    from nnstudy.train import packed, train
 
-    spec: RunSpec = task["spec"]
-    rows: list[dict[str, float]] = []
-    pruner = _Pruner(task["prune"]) if task.get("prune") else None
+    runs = task["runs"]
+    t0 = time.perf_counter()
+    states = [_RunState(i, r, progress) for i, r in enumerate(runs)]
+    data = None
+    results: list[Any]
+    try:
+        data = _splits(runs[0]["spec"].data, task.get("data_dir"))
+        if len(runs) == 1:
+            try:
+                results = [train(states[0].spec, data, callback=states[0].callback)]
+            except Exception as e:  # the run's own error (or its pruner's stop), kept as its outcome
+                results = [e]
+        else:
+            results = list(packed.train_packed([s.spec for s in states], data,
+                                               callbacks=[s.callback for s in states]))
+    except Exception as e:  # the data, or the pack as a whole: every run in it failed with this error
+        results = [e] * len(runs)
+    seconds = (time.perf_counter() - t0) / len(runs)  # a packed run's share of the pack's wall time
+    return [_outcome(s, r, data, seconds, len(runs)) for s, r in zip(states, results, strict=True)]
 
-    def callback(event: str, info: dict[str, Any]) -> None:
+
+class _RunState:
+    """One run of a task: its epoch rows (kept for a run that stops), progress and pruner."""
+
+    def __init__(self, index: int, run: dict[str, Any], progress: Callable[[int, dict[str, Any]], None] | None):
+        self.index, self.weights = index, run.get("weights")
+        self.spec: RunSpec = run["spec"]
+        self.rows: list[dict[str, float]] = []
+        self.progress = progress
+        self.pruner = _Pruner(run["prune"]) if run.get("prune") else None
+
+    def callback(self, event: str, info: dict[str, Any]) -> None:
         if event != "epoch":
             return
-        rows.append(dict(info))
-        if progress is not None:
-            progress({"epoch": info["epoch"], "epochs": spec.epochs})
-        if pruner is not None:
-            pruner.epoch(info)
+        self.rows.append(dict(info))
+        if self.progress is not None:
+            self.progress(self.index, {"epoch": info["epoch"], "epochs": self.spec.epochs})
+        if self.pruner is not None:
+            self.pruner.epoch(info)
 
-    t0 = time.perf_counter()
+
+def _outcome(run: _RunState, result: Any, data: Any, seconds: float, packed: int) -> dict[str, Any]:
+    """The ``Record`` fields of one run from what training gave for it: a ``RunResult``, or the
+    exception that ended it (``_Pruned``: stopped by its pruner; anything else: failed)."""
+    from nnstudy.train import RunResult
+
+    rows = run.rows
     out: dict[str, Any] = {"status": "failed", "history": rows}
-    try:
-        data = _splits(spec.data, task.get("data_dir"))
+    if data is not None:
         out.update(input_shape=list(data.input_shape), num_classes=data.num_classes)
-        result = train(spec, data, callback=callback)
-    except _Pruned:
+    if isinstance(result, _Pruned):
         last = rows[-1]
         out.update(status="pruned", epochs_run=len(rows), best_epoch=len(rows),
                    metrics={k: last[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")})
-    except Exception as e:  # a run that raises is a failed run; the study goes on
-        out.update(error=f"{type(e).__name__}: {e}".splitlines()[0], traceback=traceback.format_exc(),
-                   epochs_run=len(rows))
-    else:
+    elif isinstance(result, RunResult):
         out.update(
             status=result.status, history=result.history, metrics=dict(result.metrics),
             epochs_run=len(result.history), best_epoch=result.best_epoch, early_stopped=result.early_stopped,
             n_params=result.params, train_seconds=result.train_seconds, environment=result.environment,
         )
-        if task.get("weights") and result.state_dict is not None:
-            out["weights"] = _save_weights(result.state_dict, Path(task["weights"]))
-    out["seconds"] = time.perf_counter() - t0
-    if pruner is not None:
-        out["system_attrs"] = pruner.system_attrs()
+        if run.weights and result.state_dict is not None:
+            out["weights"] = _save_weights(result.state_dict, Path(run.weights))
+    else:  # a run that raises is a failed run; the study goes on
+        out.update(error=f"{type(result).__name__}: {result}".splitlines()[0],
+                   traceback="".join(traceback.format_exception(type(result), result, result.__traceback__)),
+                   epochs_run=len(rows))
+    if packed > 1:  # where it ran, also for a run that did not finish
+        out["environment"] = {**(out.get("environment") or {}), "packed": packed}
+    out["seconds"] = seconds
+    if run.pruner is not None:
+        out["system_attrs"] = run.pruner.system_attrs()
     return out
 
 
@@ -156,7 +197,8 @@ def _die_with_parent() -> None:
 
 
 def worker_main(conn: Any, threads: int, data_dir: str | None) -> None:
-    """A worker process: receive tasks, send ``("epoch", info)`` events and ``("done", outcome)``.
+    """A worker process: receive tasks, send ``("epoch", i, info)`` events and ``("done", i, outcome)``
+    for run ``i`` of the task, every run's outcome the moment its task (a pack: all of it) returns.
 
     SIGINT is ignored: Ctrl-C reaches the whole process group, and the runner decides what stops.
     """
@@ -169,5 +211,6 @@ def worker_main(conn: Any, threads: int, data_dir: str | None) -> None:
         task = conn.recv()
         if task is None:
             return
-        out = execute(task, progress=lambda info: conn.send(("epoch", info)))
-        conn.send(("done", out))
+        outs = execute(task, progress=lambda i, info: conn.send(("epoch", i, info)))
+        for i, out in enumerate(outs):
+            conn.send(("done", i, out))

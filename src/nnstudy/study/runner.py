@@ -6,8 +6,16 @@
 * One writer: this process owns the store. Workers (``--workers N`` processes, each with
   ``study.threads`` torch threads) only train and send results back; each result is written the
   moment it arrives, so a kill -9 loses at most the runs in flight. Workers die with the runner.
+* Packing: ready runs that only differ in what a pack lets differ (seed, learning rate, weight decay,
+  dropout rates, ...; equal ``packed.pack_key``) are sent to one worker as one task and trained as one
+  batched program (``train_packed``), which gives each run the numbers it gets alone, so the stored
+  table does not depend on it. A group is split into as many packs as there are idle workers (at most
+  ``packed.MAX_LANES`` runs each), so ``--workers 2`` keeps both busy. Runs with no fast path (CNNs,
+  batch norm, other optimizers) go one by one. ``study.pack = false`` turns it off. Each run of a pack
+  is stored on its own, with its own pruner, weights and error, the moment the pack returns.
 * A run that raises is stored as failed with its error; so is a run whose worker process died (out
-  of memory, say) - retrying it would likely die again. The study goes on.
+  of memory, say) - retrying it would likely die again; a pack that raises, or whose worker died, fails
+  every run in it. The study goes on.
 * Budget: ``max_runs`` (runs stored) and ``max_minutes`` (of this invocation) stop dispatching; runs in
   flight finish and are stored; rerun to continue. Ctrl-C stops at once: workers are terminated,
   their runs are not stored, the store stays consistent, and the same command resumes.
@@ -34,7 +42,7 @@ from typing import Any
 from rich.console import Console
 
 from nnstudy.errors import SpecError
-from nnstudy.spec import dump_toml
+from nnstudy.spec import DataSpec, dump_toml
 from nnstudy.study import _worker
 from nnstudy.study.design import ArmPlan, PlannedRun, intermediate_values, metric_value, optuna_params, plan_arms
 from nnstudy.study.results import planned_records, results_frame
@@ -94,7 +102,7 @@ def run_study(
     workers = workers or default_workers(spec)
     if workers > 1:
         _Pool.start_server()  # its imports overlap the data loading and the store replay below
-    _preload(spec, data_dir)
+    n_train = _preload(spec, data_dir)
     fresh = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -105,7 +113,7 @@ def run_study(
             _write_study_toml(spec, folder)
             for tmp in (folder / "runs").glob("*.tmp"):  # weights a killed worker was writing
                 tmp.unlink()
-            runner = _Runner(spec, folder, store, workers, data_dir, console, quiet)
+            runner = _Runner(spec, folder, store, workers, data_dir, console, quiet, n_train)
             try:
                 return runner.run(t0)
             finally:
@@ -116,14 +124,19 @@ def run_study(
         raise
 
 
-def _preload(spec: StudySpec, data_dir: str | None) -> None:
+def _preload(spec: StudySpec, data_dir: str | None) -> dict[DataSpec, int]:
     """Load every dataset the arms use, here, now: a missing or corrupt dataset fails before anything
-    is written; the runner's own process keeps them for in-process runs."""
+    is written; the runner's own process keeps them for in-process runs. Returns each one's number of
+    training images (what sizes a full-batch pack)."""
     from nnstudy.data import load
 
     first = {k: d.check_values()[0] for k, d in (spec.nuisance.params.items() if spec.nuisance else [])}
+    n_train = {}
     for data in dict.fromkeys(spec.run_spec(arm, first, 0, True).data for arm in spec.arms()):
-        _worker.remember_splits(data, load(data, data_dir=data_dir))
+        splits = load(data, data_dir=data_dir)
+        _worker.remember_splits(data, splits)
+        n_train[data] = len(splits.train_y)
+    return n_train
 
 
 def _write_study_toml(spec: StudySpec, folder: Path) -> None:
@@ -137,8 +150,9 @@ class _Runner:
     """The scheduling loop: plans per arm, runs in flight, the store, the display."""
 
     def __init__(self, spec: StudySpec, folder: Path, store: Store, workers: int, data_dir: str | None,
-                 console: Console, quiet: bool):
+                 console: Console, quiet: bool, n_train: dict[DataSpec, int] | None = None):
         self.spec, self.folder, self.store, self.data_dir = spec, folder, store, data_dir
+        self.n_train = n_train or {}
         self.by_id: dict[str, Record] = {r.run: r for r in store.records(spec.name)}
         self.plans: list[ArmPlan] = plan_arms(spec, self.by_id.get)
         self.display = _Display(console, quiet, spec.study.metric, self.total, self.done_count())
@@ -171,8 +185,10 @@ class _Runner:
                             stopped = f"max_runs = {budget.max_runs}"
                         elif deadline is not None and time.monotonic() >= deadline:
                             stopped = f"max_minutes = {budget.max_minutes:g}"
-                    for run in [] if stopped else queue[: self.pool.idle()]:
-                        self.pool.submit(run, self._task(run))
+                        elif budget.max_runs is not None:
+                            queue = queue[: budget.max_runs - stored]
+                    for pack in [] if stopped else self.packs(queue, self.pool.idle()):
+                        self.pool.submit(pack, self._task(pack))
                     if not self.pool.running:
                         break
                     for kind, run, payload in self.pool.events(timeout=1.0):
@@ -195,9 +211,46 @@ class _Runner:
         return RunSummary(self.folder, self.trained, self.failed, self.done_count(), self.total, stopped,
                           time.monotonic() - t0)
 
-    def _task(self, run: PlannedRun) -> dict[str, Any]:
-        weights = str(self.folder / "runs" / f"{run.identity}.pt") if run.phase == "final" else None
-        return {"spec": run.spec, "data_dir": self.data_dir, "weights": weights, "prune": run.prune}
+    def packs(self, queue: list[PlannedRun], idle: int) -> list[list[PlannedRun]]:
+        """The tasks for ``idle`` free workers from the ready runs ``queue`` (in dispatch order): at
+        most ``idle`` lists of runs, each trained as one pack (or alone, a list of one).
+
+        Runs with equal ``pack_key`` form a group, in order of first appearance (a run without a fast
+        path, or any run with ``study.pack = false``, is a group of its own), cut into chunks that
+        ``packable`` allows (``MAX_LANES`` runs, the pack memory bound). The first ``idle`` chunks are
+        sent; with fewer chunks than idle workers, the chunks with the most runs per worker are split
+        into near-equal parts until every worker has one or every part is one run.
+        """
+        if idle < 1 or not queue:
+            return []
+        if not self.spec.study.pack:
+            return [[r] for r in queue[:idle]]
+        from nnstudy.train.packed import MAX_LANES, pack_key, packable
+
+        groups: dict[Any, list[PlannedRun]] = {}
+        for i, r in enumerate(queue):
+            groups.setdefault(pack_key(r.spec) or ("alone", i), []).append(r)
+        chunks: list[list[PlannedRun]] = []
+        for group in groups.values():
+            rest = iter(group)  # packable keeps the order, and one key's chunks are consecutive
+            sizes = [len(c) for c in packable([r.spec for r in group], MAX_LANES, self.n_train.get(group[0].spec.data))]
+            chunks += [[next(rest) for _ in range(n)] for n in sizes]
+            if len(chunks) >= idle:
+                break
+        chunks = chunks[:idle]
+        parts = [1] * len(chunks)
+        for _ in range(idle - len(chunks)):
+            i = max(range(len(chunks)), key=lambda i: len(chunks[i]) / parts[i])
+            if len(chunks[i]) <= parts[i]:
+                break
+            parts[i] += 1
+        return [piece for chunk, n in zip(chunks, parts, strict=True) for piece in _split(chunk, n)]
+
+    def _task(self, pack: list[PlannedRun]) -> dict[str, Any]:
+        runs = [{"spec": r.spec, "prune": r.prune,
+                 "weights": str(self.folder / "runs" / f"{r.identity}.pt") if r.phase == "final" else None}
+                for r in pack]
+        return {"runs": runs, "data_dir": self.data_dir}
 
     def _store(self, run: PlannedRun, out: dict[str, Any]) -> None:
         """Write one result now, as the store will give it back (so a resumed replay sees the same)."""
@@ -222,6 +275,13 @@ class _Runner:
         frame.to_csv(self.folder / "results.csv", index=False)
 
 
+def _split(runs: list[PlannedRun], n: int) -> list[list[PlannedRun]]:
+    """``runs`` in ``n`` consecutive parts whose sizes differ by at most one (the larger first)."""
+    q, r = divmod(len(runs), n)
+    bounds = [i * q + min(i, r) for i in range(n + 1)]
+    return [runs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 def _optuna_version() -> str:
     import optuna
 
@@ -237,19 +297,22 @@ class _InProcess:
     def __init__(self, display: _Display):
         self.display = display
         self.running: dict[str, PlannedRun] = {}
+        self._runs: list[PlannedRun] = []
         self._task: dict[str, Any] = {}
 
     def idle(self) -> int:
         return 0 if self.running else 1
 
-    def submit(self, run: PlannedRun, task: dict[str, Any]) -> None:
-        self.running[run.identity], self._task = run, task
+    def submit(self, runs: list[PlannedRun], task: dict[str, Any]) -> None:
+        self._runs, self._task = runs, task
+        self.running = {r.identity: r for r in runs}
 
     def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
-        (run,) = self.running.values()
-        out = _worker.execute(self._task, progress=lambda info: self.display.epoch(run, info))
-        del self.running[run.identity]
-        yield "done", run, out
+        runs = self._runs
+        outs = _worker.execute(self._task, progress=lambda i, info: self.display.epoch(runs[i], info))
+        for run, out in zip(runs, outs, strict=True):
+            del self.running[run.identity]
+            yield "done", run, out
 
     def close(self) -> None:
         pass
@@ -261,12 +324,13 @@ class _InProcess:
 class _Slot:
     def __init__(self, process: Any, conn: Any):
         self.process, self.conn = process, conn
-        self.run: PlannedRun | None = None
+        self.runs: list[PlannedRun] = []  # the task in flight: one run, or a pack
+        self.left: dict[int, PlannedRun] = {}  # its runs without a result yet, by index in the task
 
 
 class _Pool:
-    """``--workers N``: N worker processes, one run each at a time, over one pipe per process (so a
-    dead worker's run is known exactly, unlike a shared ProcessPoolExecutor queue)."""
+    """``--workers N``: N worker processes, one task (a run or a pack) each at a time, over one pipe per
+    process (so a dead worker's runs are known exactly, unlike a shared ProcessPoolExecutor queue)."""
 
     def __init__(self, n: int, threads: int, data_dir: str | None):
         self.ctx = self.start_server()
@@ -298,13 +362,13 @@ class _Pool:
 
     @property
     def running(self) -> dict[str, PlannedRun]:
-        return {s.run.identity: s.run for s in self.slots if s.run is not None}
+        return {r.identity: r for s in self.slots for r in s.left.values()}
 
     def idle(self) -> int:
-        return self.n - sum(s.run is not None for s in self.slots)
+        return self.n - sum(bool(s.left) for s in self.slots)
 
-    def submit(self, run: PlannedRun, task: dict[str, Any]) -> None:
-        i = next((i for i, s in enumerate(self.slots) if s.run is None), None)
+    def submit(self, runs: list[PlannedRun], task: dict[str, Any]) -> None:
+        i = next((i for i, s in enumerate(self.slots) if not s.left), None)
         if i is None:
             self.slots.append(self._spawn())
             i = len(self.slots) - 1
@@ -313,28 +377,30 @@ class _Pool:
         except OSError:  # an idle worker died (killed from outside): replace it, nothing was lost
             self.slots[i] = self._spawn()
             self.slots[i].conn.send(task)
-        self.slots[i].run = run
+        self.slots[i].runs, self.slots[i].left = runs, dict(enumerate(runs))
 
     def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
-        busy = [s for s in self.slots if s.run is not None]
+        busy = [s for s in self.slots if s.left]
         ready = set(wait_ready([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout))
         for i, s in enumerate(self.slots):
-            if s.run is None or not ({s.conn, s.process.sentinel} & ready):
+            if not s.left or not ({s.conn, s.process.sentinel} & ready):
                 continue
-            run = s.run
             try:
-                while s.conn.poll():
-                    kind, payload = s.conn.recv()
-                    if kind == "done":
-                        s.run = None
+                while s.left and s.conn.poll():
+                    kind, index, payload = s.conn.recv()
+                    run = s.left.pop(index) if kind == "done" else s.runs[index]
                     yield kind, run, payload
-                    if kind == "done":
-                        break
             except (EOFError, OSError):
                 pass
-            if s.run is not None and not s.process.is_alive():
+            if s.left and not s.process.is_alive():
                 self.slots[i] = self._spawn()
-                yield "done", run, {"status": "failed", "error": _death(s.process.exitcode), "history": []}
+                died = _death(s.process.exitcode)
+                for run in list(s.left.values()):  # every run of its task still in flight
+                    out: dict[str, Any] = {"status": "failed", "error": died, "history": []}
+                    if len(s.runs) > 1:
+                        out["environment"] = {"packed": len(s.runs)}
+                    yield "done", run, out
+                s.left.clear()
 
     def close(self) -> None:
         for s in self.slots:
@@ -351,7 +417,7 @@ class _Pool:
             if s.process.is_alive():
                 s.process.kill()
             s.process.join()
-            s.run = None
+            s.left = {}
 
 
 def _death(code: int | None) -> str:

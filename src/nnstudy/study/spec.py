@@ -2,7 +2,7 @@
 
 A study file is TOML with five tables::
 
-    [study]       name, question, metric, seeds, threads, max_runs, max_minutes
+    [study]       name, question, metric, seeds, threads, max_runs, max_minutes, pack
     [data]        DataSpec fields (one validation split for the whole study)
     [base]        RunSpec fields, except data, seed, test, threads, save_weights
     [scientific]  "dotted.key" = [values...]     one arm per element of the product, in file order
@@ -79,6 +79,8 @@ class StudySection(_Spec):
     threads: int = Field(1, gt=0, description="torch threads of every run")
     max_runs: int | None = Field(None, gt=0, description="stop once the store holds this many runs")
     max_minutes: float | None = Field(None, gt=0, description="stop dispatching after this long (per invocation)")
+    # strict: a TOML boolean only ("yes" or 1 is a mistake worth one line, not a guess)
+    pack: bool = Field(True, strict=True, description="train same-shape runs as one packed program (same numbers)")
 
     @property
     def maximize(self) -> bool:
