@@ -48,7 +48,6 @@ from nnstudy.data import load  # noqa: E402
 from nnstudy.models import train_flops  # noqa: E402
 from nnstudy.spec import DataSpec, RunSpec, make_run_spec  # noqa: E402
 from nnstudy.train import train  # noqa: E402
-from nnstudy.train.loop import keep_freed_memory  # noqa: E402
 from nnstudy.train.mfu import bf16_support, measure_peak, mfu  # noqa: E402
 from nnstudy.train.packed import train_packed  # noqa: E402
 
@@ -357,9 +356,6 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
 
     info = machine()
-    # nnstudy's trainer keeps freed memory in the process (glibc); set here, before anything is timed,
-    # the notebook-style loops get the same allocator: their times are as fast as or faster than alone
-    info["keep_freed_memory"] = keep_freed_memory()
     peaks_info = {"float32": asdict(measure_peak(torch.float32, seconds=size.peak_seconds))}
     bf16_ok, bf16_why = bf16_support()
     if bf16_ok:

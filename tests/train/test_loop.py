@@ -189,10 +189,3 @@ def test_models_without_relu_before_a_pool_run_as_built():
     m = build_model(make_run_spec({"model": {"kind": "cnn", "channels": [8], "activation": "tanh"}}).model)
     assert execution_order(m) is m
 
-
-def test_freed_memory_is_kept_on_glibc():
-    import platform
-
-    from nnstudy.train.loop import keep_freed_memory
-
-    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

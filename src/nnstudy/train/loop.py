@@ -27,16 +27,13 @@ that follows a max-pool's input applied after the pool (``execution_order``: the
 bit, on a quarter of the elements); SGD, Adam and AdamW use torch's fused kernels; evaluation runs in
 large batches (smaller for wide activations); losses and counts accumulate on the device and are read
 once per epoch. With ``threads`` unset, a run whose optimizer step is small uses one thread
-(``run_threads``). On glibc, ``keep_freed_memory`` stops the allocator from handing each step's
-activations back to the kernel only to fault them in again on the next step.
+(``run_threads``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import functools
 import math
 import platform
 import time
@@ -176,31 +173,6 @@ def run_threads(spec: RunSpec, data: Any, device: torch.device, lanes: int = 1) 
     return 1 if step < PARALLEL_STEP_FLOPS else torch.get_num_threads()
 
 
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed memory in the process (once per process; True when it took).
-
-    By default glibc serves blocks over 128 kB (its threshold grows to at most 32 MiB) with fresh
-    ``mmap`` pages and trims the heap top over 2× that: a training step that allocates and frees the
-    same multi-MB activations every step then pays page faults and zero-filling on each of them.
-    Measured on 2 cores, seed 003's CNN at batch 128: 35.5–37.5 → 32.5 ms per step (fp32), 26.7–26.9
-    → 19.9–21.6 ms (bf16). The cost: up to ``TRIM`` bytes of freed memory stay mapped.
-    """
-    if platform.system() != "Linux" or not platform.libc_ver()[0] == "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    # 32 MiB is glibc's largest mmap threshold on 64-bit; larger blocks are mmapped regardless
-    return bool(libc.mallopt(m_mmap_threshold, 32 * 1024**2)) and bool(libc.mallopt(m_trim_threshold, TRIM))
-
-
-#: Bytes of freed memory at the heap's top that glibc may keep instead of returning them.
-TRIM = 1024**3
-
-
 def execution_order(model: torch.nn.Sequential) -> torch.nn.Sequential:
     """The same layers, run with every ReLU that directly precedes a max-pool moved after it.
 
@@ -236,7 +208,6 @@ def _fit(spec: RunSpec, model: torch.nn.Module, data: Any, device: torch.device,
     # (seed 003's CNN: 87 -> 64 ms per step on one core, measured); MLPs see flat rows either way
     fmt = torch.channels_last if conv else torch.contiguous_format
     model.to(memory_format=fmt)
-    keep_freed_memory()
     net = execution_order(model)
     x, y = data.train_x.to(device).contiguous(memory_format=fmt), data.train_y.to(device)
     vx, vy = data.val_x.to(device).contiguous(memory_format=fmt), data.val_y.to(device)
