@@ -364,19 +364,20 @@ class Lanes:
         p.addcmul_(d, h["neg_lr"])
 
     def _group_lists(self, hyper: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list, list, list]]:
-        """Lanes grouped by equal hyperparameters, each with its parameter, gradient and state tensors."""
+        """Lanes grouped by equal hyperparameters, each with its parameter, gradient and state tensors.
+
+        Always lane by lane (each lane's weight and bias tensors), never the flat buffer, even when
+        one group holds every lane: torch's fused Adam runs a vectorized loop with a scalar tail per
+        tensor, and the tail rounds differently. Over the flat buffer a lane's elements would meet the
+        tail at other positions in a pack than alone (784-300-10: 238,510 parameters, not a multiple
+        of the vector width), and the packed run would drift from the run alone in the last bits."""
         groups: dict[tuple, list[int]] = {}
         for r, h in enumerate(hyper):
             groups.setdefault(tuple(h.items()), []).append(r)
-        out = []
-        for key, lanes in groups.items():
-            if len(lanes) == self.R:
-                out.append((dict(key), [self.params.flat], [self.grads.flat], [[s.flat] for s in self.state]))
-            else:
-                out.append((dict(key), [t for r in lanes for t in self.params.lane(r)],
-                            [t for r in lanes for t in self.grads.lane(r)],
-                            [[t for r in lanes for t in s.lane(r)] for s in self.state]))
-        return out
+        return [(dict(key), [t for r in lanes for t in self.params.lane(r)],
+                 [t for r in lanes for t in self.grads.lane(r)],
+                 [[t for r in lanes for t in s.lane(r)] for s in self.state])
+                for key, lanes in groups.items()]
 
     def _fused(self, ps: list[torch.Tensor], gs: list[torch.Tensor], st: list[list[torch.Tensor]],
                h: dict[str, Any]) -> None:
