@@ -32,3 +32,10 @@ def test_tiny_benchmark_writes_every_workload(tmp_path, mnist_dir):
     assert w2["variant"].startswith("nnstudy packed") and w2["speedup_vs_one_by_one"] > 0
     if doc["bf16_supported"]:
         assert {"fp32_mean", "bf16_mean", "difference_points"} <= doc["bf16_accuracy"].keys()
+    # docs/performance.md's table is rendered from such a file
+    table = subprocess.run([sys.executable, str(SCRIPT.with_name("table.py")), str(out)], capture_output=True,
+                           text=True, timeout=60)
+    assert table.returncode == 0, table.stderr[-3000:]
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| W")]
+    assert len(rows) == sum(len(w["variants"]) for w in doc["workloads"])
+    assert any(line.startswith("| W2 | nnstudy packed") and "one by one" in line for line in rows)
