@@ -48,11 +48,18 @@ def final_table(folder: Path):
     return open_study(folder).results().drop(columns=list(TIMING_COLUMNS))
 
 
-def stored_runs(folder: Path) -> int:
+def stored_runs(folder: Path, settled: bool = False) -> int:
+    """Trials in the study's store. While the runner writes (``settled=False``): read-only and without
+    waiting for its lock (a reader that waits can see the study finish meanwhile), 0 when the database
+    is missing or busy. Once the runner is gone (``settled=True``): read-write, so that SQLite rolls
+    back a transaction a kill -9 cut short, as the next runner would."""
+    uri = f"file:{folder / 'study.db'}" + ("" if settled else "?mode=ro")
     try:
-        with sqlite3.connect(f"file:{folder / 'study.db'}?mode=ro", uri=True, timeout=5) as db:
+        with sqlite3.connect(uri, uri=True, timeout=5 if settled else 0.01) as db:
             return db.execute("select count(*) from trials").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
+    except sqlite3.OperationalError:  # not created yet, or locked by the writer
+        if settled:
+            raise
         return 0
 
 
@@ -115,7 +122,7 @@ def test_rerun_trains_nothing_and_prints_the_same_table(reference, cli):
     p = cli("run", str(path), "--dir", str(folder), "--quiet", cwd=path.parent)
     assert p.returncode == 0, p.stderr
     assert "0 trained now" in p.stdout and table(p.stdout) == table(out)
-    assert stored_runs(folder) == TOTAL
+    assert stored_runs(folder, settled=True) == TOTAL
 
 
 def test_two_workers_give_the_same_numbers_as_one(reference, cli, tmp_path):
@@ -142,7 +149,7 @@ def test_kill_9_at_a_random_run_then_resume_equals_the_uninterrupted_study(refer
     workers = descendants(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    stored = stored_runs(folder)
+    stored = stored_runs(folder, settled=True)
     assert k <= stored < TOTAL, f"killed too late to test anything (seed {seed}, {stored} stored)"
     deadline = time.monotonic() + 10  # workers (and the forkserver) die with the runner: nobody keeps training
     while any(alive(w) for w in workers) and time.monotonic() < deadline:
@@ -153,7 +160,7 @@ def test_kill_9_at_a_random_run_then_resume_equals_the_uninterrupted_study(refer
     assert p.returncode == 0, p.stderr
     assert f"{TOTAL - stored} trained now" in p.stdout, (seed, stored, p.stdout)
     frame = final_table(folder)
-    assert len(frame) == TOTAL and frame["run"].is_unique and stored_runs(folder) == TOTAL
+    assert len(frame) == TOTAL and frame["run"].is_unique and stored_runs(folder, settled=True) == TOTAL
     assert frame.equals(final_table(ref_folder)), f"seed {seed}"
     assert table(p.stdout) == table(ref_out)
 
@@ -161,16 +168,19 @@ def test_kill_9_at_a_random_run_then_resume_equals_the_uninterrupted_study(refer
 def test_ctrl_c_stops_cleanly_with_exit_130_and_the_same_command_resumes(reference, cli, tmp_path):
     path, ref_folder, _ = reference
     folder = tmp_path / "interrupted"
-    # one run per task (no packs): results then arrive one at a time, and the study is still far from
-    # done when the second is stored (packs of the tiny study can finish it before the signal lands)
-    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", "--set", "study.pack=false",
+    # one run per task (no packs), and the signal sent the moment the runner reports its second stored
+    # run (a line per run when its output is not a terminal): the study is then far from done
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--set", "study.pack=false",
                      cwd=tmp_path, start_new_session=True)
-    while stored_runs(folder) < 2:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
+    head = []
+    while sum(bool(re.match(r"\[\d+/\d+\] ", line)) for line in head) < 2:
+        line = proc.stdout.readline()
+        assert line, f"the runner ended before its second run: {head} {proc.communicate()}"
+        head.append(line)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     out, err = proc.communicate(timeout=30)
-    stored = stored_runs(folder)
+    out = "".join(head) + out
+    stored = stored_runs(folder, settled=True)
     assert proc.returncode == 130, err
     assert f"interrupted: {stored} of {TOTAL} runs stored" in out and "run the same command again" in out
     assert len(open_study(folder).results()) == stored == len(pd.read_csv(folder / "results.csv"))
