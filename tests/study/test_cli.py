@@ -170,8 +170,11 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_the_same_command_resumes(referen
     folder = tmp_path / "interrupted"
     # one run per task (no packs), and the signal sent the moment the runner reports its second stored
     # run (a line per run when its output is not a terminal): the study is then far from done
+    # SIGINT at its default, as a shell starts a command: a child inherits an ignored SIGINT, and Python
+    # then installs no KeyboardInterrupt handler (the full suite's process had it ignored by then)
     proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--set", "study.pack=false",
-                     cwd=tmp_path, start_new_session=True)
+                     cwd=tmp_path, start_new_session=True,
+                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     head = []
     while sum(bool(re.match(r"\[\d+/\d+\] ", line)) for line in head) < 2:
         line = proc.stdout.readline()
