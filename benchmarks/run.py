@@ -26,6 +26,7 @@ Nothing here asserts anything about time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -47,6 +48,7 @@ import notebook  # noqa: E402  (benchmarks/ is not a package: run as a script)
 from nnstudy.data import load  # noqa: E402
 from nnstudy.models import train_flops  # noqa: E402
 from nnstudy.spec import DataSpec, RunSpec, make_run_spec  # noqa: E402
+from nnstudy.study.store import json_safe  # noqa: E402
 from nnstudy.train import train  # noqa: E402
 from nnstudy.train.mfu import bf16_support, measure_peak, mfu  # noqa: E402
 from nnstudy.train.packed import train_packed  # noqa: E402
@@ -376,11 +378,11 @@ def main(argv: list[str] | None = None) -> int:
             doc = {"machine": info, "peak": peaks_info, "bf16_supported": bf16_ok, "bf16_evidence": bf16_why,
                    "tiny": args.tiny, "repeat": args.repeat, "notebook_workers": args.notebook_workers,
                    "workloads": workloads(rows), **extra}
-            Path(args.json_path).write_text(json.dumps(_finite(doc), indent=2) + "\n")
+            Path(args.json_path).write_text(json.dumps(json_safe(doc), indent=2) + "\n")
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        ctx = notebook.mnist_root(args.data_dir, tmp) if use_nb else _none()
+        ctx = notebook.mnist_root(args.data_dir, tmp) if use_nb else contextlib.nullcontext()
         with ctx as root:
             for name in ("W1", "W2", "W3", "W4"):
                 if name in only:
@@ -426,25 +428,6 @@ def workloads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if head is not None:
             out.append({**head, "variants": mine})
     return out
-
-
-class _none:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _finite(v: Any) -> Any:
-    """JSON has no NaN or infinity: write null."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def test_with_one_thread_a_packed_run_is_bitwise_the_run_alone(tiny_data, opt, h
     splits its work by the number of lanes (and then agrees within float tolerance, tested above).
     784-300-10 has 238,510 parameters per lane: not a multiple of the vector width, so a lane's
     elements sit at other vector positions in a pack than alone (the elementwise updates must not care)."""
-    mixes = MIXES[opt][:4] if opt == "sgd" else MIXES[opt][:3]
+    mixes = MIXES[opt][:5] if opt == "sgd" else MIXES[opt][:3]  # SGD: with a Nesterov lane among others
     specs = [spec(threads=1, optimizer=opt, hidden=hidden, **kw) for kw in mixes] + \
         [spec(threads=1, optimizer=opt, hidden=hidden, dropout=0.5, seed=9)]
     for g, s in zip(train_packed(specs, tiny_data), specs, strict=True):

@@ -35,7 +35,7 @@ from typing import Any
 from nnstudy.errors import StoreError
 from nnstudy.study._optuna import quiet_optuna
 
-__all__ = ["FolderLock", "Record", "Store", "default_url"]
+__all__ = ["FolderLock", "Record", "Store", "default_url", "json_safe"]
 
 SEP = " :: "
 
@@ -72,7 +72,7 @@ class Record:
     finished_at: str = ""
 
     def to_attrs(self) -> dict[str, Any]:
-        return {k: _finite(v) for k, v in asdict(self).items() if k != "system_attrs"}
+        return {k: json_safe(v) for k, v in asdict(self).items() if k != "system_attrs"}
 
     @classmethod
     def from_trial(cls, trial: Any) -> Record:
@@ -82,13 +82,14 @@ class Record:
         return cls(**attrs, system_attrs=rungs)
 
 
-def _finite(v: Any) -> Any:
+def json_safe(v: Any) -> Any:
+    """``v`` with every NaN or infinity (nested in dicts and lists) replaced by None: JSON has neither."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
+        return {k: json_safe(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_finite(x) for x in v]
+        return [json_safe(x) for x in v]
     return v
 
 

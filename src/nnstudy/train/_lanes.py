@@ -124,7 +124,6 @@ class Lanes:
         # optimizer state: SGD's momentum buffer; Adam's first and second moments
         n_state = {"sgd": 1 if any(s.optimizer.momentum > 0 for s in specs) else 0}.get(self.opt_name, 2)
         self.state = [Flat(R, self.dims, torch.float32, device) for _ in range(n_state)]
-        self.step_count = 0
         self.step_t = torch.zeros((), device=device)  # Adam's step, read by the fused kernel
         # dropout rate of every hidden layer per lane; tensors only for layers where some lane drops
         rates = [list(s.model.dropouts()) if hidden else [] for s in specs]
@@ -306,7 +305,6 @@ class Lanes:
         run costs per element (twelve fused calls, one per lane, took 245 µs of a 1.8 ms step, measured
         on seed 000's 784-50-50-50-10). Adam and AdamW: torch's fused kernel, once per group of lanes
         with equal values (one call for the pack when all agree)."""
-        self.step_count += 1
         self.step_t.add_(1)
         key = tuple(tuple(h.values()) for h in hyper)
         if key != self._groups_key:  # hyperparameters change only with a schedule or a smaller pack
@@ -322,25 +320,25 @@ class Lanes:
             self._fused(ps, gs, st, h)
 
     def _per_element(self, hyper: list[dict[str, Any]]) -> dict[str, torch.Tensor | None]:
-        """SGD's hyperparameters as flat tensors shaped like the parameter buffer (lane r's value on
-        lane r's elements); None for a term no lane uses."""
-        if self._lane_of is None:
-            self._lane_of = torch.cat([torch.arange(self.R, device=self.device).repeat_interleave(v[0].numel())
-                                       for v in self.params.views])
+        """SGD's hyperparameters as tensors that broadcast over the flat parameter buffer: one value
+        (a 0-dim tensor) where every lane has the same, else lane r's value on lane r's elements
+        (rebuilt only when the values change: every step under a schedule, so the common case, one
+        run or one learning rate, gathers nothing); None for a term no lane uses. Either form makes
+        the same elementwise products, so a lane's numbers do not depend on its pack (tested)."""
 
         def spread(values: list[float]) -> torch.Tensor:
+            if len(set(values)) == 1:
+                return torch.tensor(values[0], dtype=torch.float32, device=self.device)
+            if self._lane_of is None:
+                self._lane_of = torch.cat([torch.arange(self.R, device=self.device).repeat_interleave(v[0].numel())
+                                           for v in self.params.views])
             return torch.tensor(values, dtype=torch.float32, device=self.device)[self._lane_of]
 
         out: dict[str, torch.Tensor | None] = {"neg_lr": spread([-h["lr"] for h in hyper])}
         out["wd"] = spread([h["weight_decay"] for h in hyper]) if any(h["weight_decay"] for h in hyper) else None
         out["momentum"] = spread([h["momentum"] for h in hyper]) if any(h["momentum"] for h in hyper) else None
-        nesterov = [bool(h["nesterov"] and h["momentum"]) for h in hyper]
-        if not any(nesterov):
-            out["nesterov"] = None
-        elif all(nesterov):
-            out["nesterov"] = torch.ones((), dtype=torch.bool)
-        else:
-            out["nesterov"] = torch.tensor(nesterov, device=self.device)[self._lane_of]
+        nesterov = [float(bool(h["nesterov"] and h["momentum"])) for h in hyper]
+        out["nesterov"] = spread(nesterov).bool() if any(nesterov) else None
         return out
 
     def _sgd_step(self) -> None:
@@ -355,12 +353,8 @@ class Lanes:
         if h["momentum"] is not None:
             buf = self.state[0].flat
             buf.mul_(h["momentum"]).add_(d)
-            if h["nesterov"] is None:
-                d = buf
-            elif h["nesterov"].dim() == 0:
-                d.addcmul_(buf, h["momentum"])
-            else:
-                d = torch.where(h["nesterov"], d.addcmul(buf, h["momentum"]), buf)
+            # Nesterov lanes step along d + momentum·buf, the others along buf
+            d = buf if h["nesterov"] is None else torch.where(h["nesterov"], d.addcmul(buf, h["momentum"]), buf)
         p.addcmul_(d, h["neg_lr"])
 
     def _group_lists(self, hyper: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list, list, list]]:
