@@ -14,8 +14,8 @@ What the numbers mean (DESIGN.md section 6):
 
 Two paths, one set of semantics. Linear and MLP models without batch norm, trained with SGD, Adam or
 AdamW (``packed.fast_path_reason``), take the stacked fast path of ``packed.py``: forward and backward
-written out over preallocated buffers and one fused optimizer kernel, the same code that trains many
-runs as one pack. Everything else takes the module path here: autograd over the ``nn.Sequential``.
+written out over preallocated buffers and one optimizer update for all lanes, the same code that
+trains many runs as one pack. Everything else takes the module path here: autograd over the ``nn.Sequential``.
 They agree within float tolerance (tests/train/test_packed.py). Dropout masks differ between them:
 the fast path draws each run's masks from a generator of its own (so that a packed run sees the
 masks it would see alone); the module path draws from torch's RNG.
@@ -23,7 +23,7 @@ masks it would see alone); the module path draws from torch's RNG.
 Speed (docs/performance.md has the measurements): the split lives on the device as one float tensor;
 the module path permutes it once per epoch (one gather) and takes batches as contiguous slices, so
 there is no per-sample Python and no DataLoader; convolutional models run channels-last, with a ReLU
-that follows a max-pool's input applied after the pool (``execution_order``: the same numbers, bit for
+that directly precedes a max-pool applied after it (``execution_order``: the same numbers, bit for
 bit, on a quarter of the elements); SGD, Adam and AdamW use torch's fused kernels; evaluation runs in
 large batches (smaller for wide activations); losses and counts accumulate on the device and are read
 once per epoch. With ``threads`` unset, a run whose optimizer step is small uses one thread
