@@ -70,7 +70,9 @@ class LRSchedule:
 
     @property
     def is_constant(self) -> bool:
-        return self.spec.name in ("constant", "plateau") and self.warmup_steps == 0
+        """True when every step's rate is ``base_lr`` (no schedule, no warmup), so a trainer may skip
+        asking. ``plateau`` is never constant: its rate changes with the validation loss."""
+        return self.spec.name == "constant" and self.warmup_steps == 0
 
     def multiplier(self, step: int) -> float:
         s, t, total = self.spec, step, max(self.total_steps, 1)
