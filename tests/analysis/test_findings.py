@@ -10,7 +10,7 @@ import pytest
 
 from nnstudy.analysis import Check, StudyContext, findings
 
-ORDER = ["answer", "test", "spread", "nuisance", "check"]
+ORDER = ["answer", "group", "test", "spread", "nuisance", "multiplicity", "check"]
 
 
 def _assert_well_formed(found):
@@ -34,7 +34,9 @@ def test_clear_winner_is_the_answer_with_interval_and_p(finals):
     answer = found[0].sentence
     assert answer.startswith("batch_size=32 has the best mean val_accuracy: 97.27% [97.15%, 97.38%] over 6 seeds")
     assert "it beats the runner-up batch_size=512 (95.06% [94.94%, 95.18%] over 6 seeds)" in answer
-    assert "P(batch_size=32 beats batch_size=512) = 1.00 [1.00, 1.00] over 6 seed pairs" in answer
+    # every pair agrees: the count, not a bootstrap "interval" [1.00, 1.00] that reads as certainty
+    assert "P(batch_size=32 beats batch_size=512) = 1.00 (batch_size=32 better in all 6 seed pairs)" in answer
+    assert "[1.00, 1.00]" not in answer
     assert "mean difference +2.21 points [" in answer
     assert found[1].kind == "spread" and "a spread of 2.21 points" in found[1].sentence
 
@@ -45,7 +47,7 @@ def test_two_arms_with_the_same_configuration_cannot_be_told_apart(finals):
     found = findings(res, None, StudyContext(), n_boot=2000)
     _assert_well_formed(found)
     assert "it cannot be told apart from the runner-up relu again" in found[0].sentence
-    assert "P(relu beats relu again) = 0.50 [0.50, 0.50] over 7 seed pairs" in found[0].sentence
+    assert "P(relu beats relu again) = 0.50 (relu tied in all 7 seed pairs)" in found[0].sentence
     assert "mean difference +0.00 points [0.00, 0.00]" in found[0].sentence
     assert any(f.kind == "check:not_separable" for f in found)
 
@@ -178,3 +180,28 @@ def test_generated_study_reads_answer_first_with_numbers_everywhere(finals, tune
     assert [f.kind for f in found][:4] == ["answer", "test", "spread", "nuisance"]
     assert found[0].numbers["best"] in ("batch_size=32", "batch_size=64")
     assert found[0].numbers["runner_up"] in ("batch_size=32", "batch_size=64")
+
+
+def test_multi_key_study_answers_per_group_with_a_multiplicity_note():
+    """Depth against width at several budgets: the headline is one answer per budget, never one
+    winner across budgets, and the family of per-budget comparisons carries a multiplicity note."""
+    rows = []
+    for p, best_k in ((25_000, 1), (100_000, 3), (400_000, 3)):
+        for k in (1, 2, 3):
+            for seed in range(5):
+                loss = 0.5 - 0.2 * (k == best_k) - 0.3 * (p == 400_000) + 0.001 * seed
+                rows.append({"arm": f"budget.params={p}, model.depth={k}", "phase": "final", "status": "complete",
+                             "seed": seed, "budget.params": p, "model.depth": k, "train_loss": loss})
+    ctx = StudyContext(metric="train_loss",
+                       scientific={"budget.params": [25_000, 100_000, 400_000], "model.depth": [1, 2, 3]})
+    found = findings(pd.DataFrame(rows), None, ctx, n_boot=2000)
+    _assert_well_formed(found)
+    answer = found[0].sentence
+    assert "has the best mean" not in answer  # the old headline: one winner across the budgets
+    assert answer.startswith("The arms are compared within each budget.params, so the answer is one per group")
+    assert "at budget.params=25000, model.depth=1 (beats model.depth=" in answer
+    assert "at budget.params=400000, model.depth=3 (beats model.depth=" in answer
+    assert "A verdict by the P(A>B) rule in 3 of 3 groups." in answer
+    [note] = [f for f in found if f.kind == "multiplicity"]
+    assert note.numbers["comparisons"] == 3
+    assert "can be as high as 15% (the Bonferroni bound, 3 × 5%)" in note.sentence

@@ -8,6 +8,7 @@ import pytest
 
 from nnstudy.analysis import (
     StudyContext,
+    check_at_chance,
     check_fixed_learning_rate,
     check_not_separable,
     check_overfitting,
@@ -89,7 +90,7 @@ def test_not_separable_fires_with_seed_count_and_rough_estimate(finals):
 def test_not_separable_for_identical_arms_says_the_means_are_equal(finals):
     res = finals({"a": [0.95, 0.96, 0.97], "b": [0.95, 0.96, 0.97]})
     [check] = check_not_separable(res, _ctx(), n_boot=500)
-    assert "P(a beats b) = 0.50 [0.50, 0.50]" in check.sentence and "means are equal" in check.sentence
+    assert "P(a beats b) = 0.50 (a tied in all " in check.sentence and "means are equal" in check.sentence
     assert "fewer than the 5 pairs" in check.sentence
 
 
@@ -317,3 +318,30 @@ def test_search_space_reads_dicts_and_models_and_skips_settings():
     with pytest.raises(ValueError, match="'max' or 'min'"):
         StudyContext(direction="up")
     assert StudyContext(metric="val_loss").direction == "min" and StudyContext().direction == "max"
+
+
+def test_one_seeds_single_epoch_rise_is_information_not_a_bug(finals, curves_of):
+    """Adam's loss steps up for one epoch now and then at a sane rate: one seed doing it once is
+    information, and the sentence must not call it a bug or too high a rate."""
+    res = finals({"adam": [0.97] * 5})
+
+    def curve(arm, seed):
+        if seed == 3:
+            return {"train_loss": [0.40, 0.20, 0.12, 0.09, 0.105]}
+        return {"train_loss": [0.40, 0.20, 0.12, 0.09, 0.08]}
+
+    [check] = check_train_loss_rising(res, curves_of(res, curve))
+    assert check.severity == "info"
+    assert "bug" not in check.sentence.replace("not a sign of a bug", "")
+    assert "likely too high" not in check.sentence
+    assert "Training loss of one seed rose in its last epoch only for adam: 1 of 5 (20%) seeds" in check.sentence
+
+
+def test_at_chance_fires_on_training_metrics_alone(finals):
+    """No validation columns at all: the training loss at ln 10 still flags the run."""
+    res = finals({"zeros": [2.3030] * 3, "default": [0.31] * 3}, metric="train_loss")
+    res["train_accuracy"] = [0.112] * 3 + [0.91] * 3
+    [check] = check_at_chance(res)
+    assert check.numbers["arms"] == {"zeros": 3} and check.severity == "warning"
+    assert "train_loss 2.303 >= ln 10 = 2.3026" in check.sentence
+    assert check_at_chance(finals({"ok": [0.30] * 3}, metric="train_loss")) == []

@@ -78,7 +78,33 @@ def _batch_size(tuned: bool) -> str:
     return dump_toml(raw)
 
 
+#: Seed 001's initialization question at test size, ranked on the training loss with no validation
+#: split: all-zero weights leave every hidden unit dead (relu(0) = 0, no gradient reaches them), so
+#: only the output bias learns and the run stays at chance, deterministically.
+INIT_AT_CHANCE = """
+[study]
+name = "init-at-chance"
+question = "Does an all-zero initialization train?"
+metric = "train_loss"
+seeds = 5
+
+[data]
+per_class = 100
+validation = 0
+
+[base]
+model = { kind = "mlp", hidden = [32] }
+optimizer = { name = "sgd", lr = 0.1 }
+batch_size = 32
+epochs = 1
+
+[scientific]
+"model.init" = ["default", "constant"]
+"""
+
 TEXTS: dict[str, Callable[[], str]] = {
+    "quickstart": lambda: (REPO / "studies" / "quickstart.toml").read_text(),
+    "init-at-chance": lambda: INIT_AT_CHANCE,
     "mlp-vs-linear": lambda: MLP_VS_LINEAR,
     "same-config": lambda: SAME_CONFIG,
     "batch-size-fixed": lambda: _batch_size(tuned=False),

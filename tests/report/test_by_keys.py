@@ -52,4 +52,4 @@ def test_findings_name_the_winning_depth_at_each_budget():
     assert [f.numbers["best"] for f in groups] == [2, 3]
     assert groups[0].sentence.startswith("At budget.params=25000: model.depth=2 has the best train_loss, 0.3020")
     assert "it beats model.depth=" in groups[0].sentence
-    assert "P = 1.00 [1.00, 1.00] over 5 seed pairs" in groups[0].sentence
+    assert "P = 1.00 (model.depth=2 better in all 5 seed pairs)" in groups[0].sentence

@@ -71,6 +71,36 @@ def prob_interval(low: float, high: float) -> str:
     return f"[{prob(low)}, {prob(high)}]"
 
 
+def prob_evidence(p: float, low: float, high: float, n_pairs: int, who: str = "A") -> str:
+    """P(A beats B) with what backs it: ``0.80 [0.40, 1.00] over 5 seed pairs``.
+
+    Where every pair agrees (all won, all lost, all tied), the percentile bootstrap over the pairs is
+    one point by construction ([1.00, 1.00] from 5 pairs as from 500), which reads as a certainty it
+    is not; the count says it instead: ``1.00 (A better in all 5 seed pairs)``, ``who`` naming A.
+    """
+    pairs = plural(n_pairs, "seed pair")
+    if n_pairs >= 2 and _finite(low) and low == high == p and p in (0.0, 0.5, 1.0):
+        said = {1.0: "better in", 0.0: "worse in", 0.5: "tied in"}[float(p)]
+        return f"{prob(p)} ({who} {said} all {pairs})"
+    if n_pairs < 2 or not _finite(low):
+        return f"{prob(p)} over {pairs} (no interval)"
+    return f"{prob(p)} {prob_interval(low, high)} over {pairs}"
+
+
+def degenerate(low: float, high: float, n_pairs: int) -> bool:
+    """True where a P(A>B) interval is a single point because every seed pair agreed."""
+    return n_pairs >= 2 and _finite(low) and low == high
+
+
+def chosen_on(metric: str) -> str:
+    """Where a metric chooses: ``on validation`` for ``val_*``, else the split it is measured on
+    (``on the training loss``): a report never says "validation" for a training metric."""
+    if metric.startswith("val_"):
+        return "on validation"
+    split, _, what = metric.partition("_")
+    return f"on the {'training' if split == 'train' else split} {what}"
+
+
 def num(x: Any) -> str:
     """A hyperparameter value: integers as they are, floats to 3 significant digits."""
     if isinstance(x, (bool, str)) or not _finite(x):

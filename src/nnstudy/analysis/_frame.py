@@ -55,14 +55,15 @@ def status_count(rows: pd.DataFrame, status: str) -> int:
     return int((rows["status"] == status).sum()) if "status" in rows.columns else 0
 
 
-def seed_values(results: pd.DataFrame, metric: str, arm: str) -> pd.Series:
-    """Per-seed values of ``metric`` over the completed final runs of ``arm``: a Series indexed by seed.
+def seed_values(results: pd.DataFrame, metric: str, arm: str, phase: str = "final") -> pd.Series:
+    """Per-seed values of ``metric`` over the completed runs of ``arm`` in ``phase`` (the final runs,
+    or the untuned ``slice`` at the base values, which uses the same seeds): a Series indexed by seed.
 
     Non-finite values are dropped; two runs with the same seed (which the store should not hold) are
     averaged. Without a ``seed`` column the index is the run's position within the arm.
     """
     require(results, ["arm", metric])
-    rows = final_complete(results)
+    rows = complete(phase_rows(results, phase))
     rows = rows[rows["arm"] == arm]
     values = pd.to_numeric(rows[metric], errors="coerce").astype(float)
     if "seed" in rows.columns:

@@ -12,6 +12,8 @@ or incomplete; ``info``: worth knowing, expected by design (a range search diver
 * ``range_edge``: the chosen nuisance value lies within ``EDGE`` of a bound of its numeric range
   (relative position, in log space for ``log`` ranges).
 * ``diverged`` / ``failed``: runs per arm and phase; divergence while tuning is ``info``.
+* ``at_chance``, ``tuned_worse_than_slice``: runs that learned nothing, and an arm whose tuned value
+  lost to its own untuned base value; written in ``_outcome_checks`` and re-exported here.
 * ``still_improving``, ``overfitting``, ``train_loss_rising``: from the final runs' curves, written
   in ``_curve_checks`` (see there for the rules) and re-exported here.
 """
@@ -23,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from nnstudy.analysis import _curve_checks, _frame, stats
+from nnstudy.analysis import _curve_checks, _frame, _outcome_checks, stats
 from nnstudy.analysis import _format as fmt
 from nnstudy.analysis._check import INFO, WARNING, Check
 from nnstudy.analysis.context import StudyContext
@@ -34,7 +36,9 @@ __all__ = [
     "check_fixed_learning_rate",
     "check_not_separable",
     "check_range_edges",
+    "check_at_chance",
     "check_runs_lost",
+    "check_tuned_worse_than_slice",
     "check_still_improving",
     "check_overfitting",
     "check_train_loss_rising",
@@ -44,6 +48,8 @@ __all__ = [
 check_still_improving = _curve_checks.check_still_improving
 check_overfitting = _curve_checks.check_overfitting
 check_train_loss_rising = _curve_checks.check_train_loss_rising
+check_at_chance = _outcome_checks.check_at_chance
+check_tuned_worse_than_slice = _outcome_checks.check_tuned_worse_than_slice
 
 #: Chosen values within this fraction of the range's width from a bound are "at the edge".
 EDGE = 0.05
@@ -134,7 +140,7 @@ def check_not_separable(
     )
     sentence = (
         f"The top two arms, {a} and {b}, cannot be told apart with {fmt.plural(pb.n_pairs, 'seed pair')}{few}: "
-        f"P({a} beats {b}) = {fmt.prob(pb.p)} {fmt.prob_interval(pb.low, pb.high)}; "
+        f"P({a} beats {b}) = {fmt.prob_evidence(pb.p, pb.low, pb.high, pb.n_pairs, a)}; "
         f"their mean {m} differs by {fmt.bare(abs(diff), m)}{fmt.unit(m)} with a seed-to-seed std of "
         f"{fmt.bare(sd, m)}{fmt.unit(m)}; {estimate}."
     )
@@ -288,6 +294,8 @@ def run_checks(
         *check_not_separable(results, ctx, n_boot=n_boot, seed=seed),
         *check_range_edges(results, ctx),
         *check_runs_lost(results),
+        *check_at_chance(results),
+        *check_tuned_worse_than_slice(results, ctx, n_boot=n_boot, seed=seed),
         *check_still_improving(results, curves, ctx),
         *check_overfitting(results, curves),
         *check_train_loss_rising(results, curves),

@@ -1,12 +1,14 @@
 """Findings: a study's answer as a short ranked list of sentences, each with its numbers.
 
 Order: (1) the answer: the best arm by the study's metric with its mean and 95% t-interval over
-seeds, and whether it beats the runner-up by the P(A>B) rule of Bouthillier et al. (2021), with the
-interval and the paired mean difference (``stats``); in a study of several scientific keys, the winner
-of the numeric key within each combination of the others (``split_keys``: which depth wins at each
-parameter budget); (2) the best arm's test score, where final runs
+seeds, and whether it beats the runner-up by the verdict rule (``stats.VERDICT_RULE``), with the
+interval and the paired mean difference (``stats``); in a study of several scientific keys the answer
+is one per group: the winner of the numeric key within each combination of the others
+(``split_keys``: which depth wins at each parameter budget), never one winner across the groups,
+then a line per group; (2) the best arm's test score, where final runs
 were tested; (3) the spread of the arms' means against the seed-to-seed noise; (4) the nuisance values
-each arm settled on, where they were tuned; (5) the methodology checks' warnings (``checks``).
+each arm settled on, where they were tuned; (5) for a family of several comparisons, a note that each
+verdict holds at 95% on its own, not jointly (multiplicity); (6) the methodology checks' warnings (``checks``).
 
 No sentence goes without a number: accuracies read as percents with 2 decimals, losses with 4
 significant digits, probabilities with 2 decimals, intervals as ``[low, high]``.
@@ -29,7 +31,7 @@ from nnstudy.analysis.context import StudyContext
 
 @dataclass(frozen=True)
 class Finding:
-    """One ranked sentence. ``kind``: answer, test, spread, nuisance, or ``check:<name>``."""
+    """One ranked sentence. ``kind``: answer, group, multiplicity, test, spread, nuisance, or ``check:<name>``."""
 
     rank: int
     kind: str
@@ -65,8 +67,8 @@ def _answer(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) ->
     pb = stats.prob_better(va, vb, ctx.better, n_boot=n_boot, seed=seed)
     pd_ = stats.paired_difference(va, vb, n_boot=n_boot, seed=seed)
     evidence = (
-        f"P({best} beats {ru}) = {fmt.prob(pb.p)} {fmt.prob_interval(pb.low, pb.high)} over "
-        f"{fmt.plural(pb.n_pairs, 'seed pair')}, mean difference {fmt.diff(pd_.mean_diff, m)} "
+        f"P({best} beats {ru}) = {fmt.prob_evidence(pb.p, pb.low, pb.high, pb.n_pairs, best)}, "
+        f"mean difference {fmt.diff(pd_.mean_diff, m)} "
         f"{fmt.interval(pd_.low, pd_.high, m, as_diff=True)}"
     )
     runner = f"the runner-up {ru} ({_score(mr, m)})"
@@ -146,8 +148,9 @@ def _spread(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, An
 
 def split_keys(scientific: dict[str, list]) -> tuple[str, list[str]] | None:
     """For a study of two or more scientific keys: (x key, group keys), where x is the numeric key
-    with the most values and the groups are the other (scalar-valued) keys, as in seed 001's "loss
-    against depth, one curve per parameter budget". None for fewer than two keys or no numeric one."""
+    with the most values (the last listed of equals) and the groups are the other (scalar-valued)
+    keys, as in seed 001's "loss against depth, one curve per parameter budget". None for fewer than
+    two keys or no numeric one."""
 
     def numeric(values: list) -> bool:
         return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
@@ -155,7 +158,8 @@ def split_keys(scientific: dict[str, list]) -> tuple[str, list[str]] | None:
     candidates = [k for k, vs in scientific.items() if numeric(vs) and len(vs) > 1]
     if len(scientific) < 2 or not candidates:
         return None
-    x = max(candidates, key=lambda k: len(scientific[k]))
+    # ties go to the key listed last: the file's innermost loop ("model.depth" after "budget.params")
+    x = max(candidates, key=lambda k: (len(scientific[k]), list(scientific).index(k)))
     groups = [k for k in scientific if k != x]
     if not all(isinstance(v, (int, float, str, bool)) for k in groups for v in scientific[k]):
         return None
@@ -180,18 +184,55 @@ def _per_group(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int)
         x_of = rows.groupby("arm", sort=False)[x].first()
         (best, mb) = ranked[0]
         sentence = f"At {where}: {x}={fmt.num(x_of[best])} has the best {m}, {_score(mb, m)}"
-        numbers: dict[str, Any] = {"group": dict(zip(groups, values, strict=True)), "best": x_of[best],
-                                   "mean": mb.mean, "low": mb.low, "high": mb.high}
+        numbers: dict[str, Any] = {"x": x, "group": dict(zip(groups, values, strict=True)), "best": x_of[best],
+                                   "where": where, "mean": mb.mean, "low": mb.low, "high": mb.high}
         if len(ranked) > 1:
             ru, mr = ranked[1]
             pb = stats.prob_better(_frame.seed_values(rows, m, best), _frame.seed_values(rows, m, ru), ctx.better,
                                    n_boot=n_boot, seed=seed)
             verdict = "beats" if pb.decision == stats.A_BETTER else "cannot be told apart from"
-            sentence += (f"; it {verdict} {x}={fmt.num(x_of[ru])} ({_score(mr, m)}): P = {fmt.prob(pb.p)} "
-                         f"{fmt.prob_interval(pb.low, pb.high)} over {fmt.plural(pb.n_pairs, 'seed pair')}")
+            who = f"{x}={fmt.num(x_of[best])}"
+            sentence += (f"; it {verdict} {x}={fmt.num(x_of[ru])} ({_score(mr, m)}): P = "
+                         f"{fmt.prob_evidence(pb.p, pb.low, pb.high, pb.n_pairs, who)}")
             numbers.update(runner_up=x_of[ru], p=pb.p, p_low=pb.low, p_high=pb.high, decision=pb.decision)
         out.append((sentence + ".", numbers))
     return out
+
+
+def _group_headline(groups: list[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """The answer of a multi-key study: the winner within each group, never one winner across groups
+    (depth against width at three budgets asks which depth wins at each budget)."""
+    x, keys = groups[0][1]["x"], list(groups[0][1]["group"])
+    parts, decided = [], 0
+    for _, n in groups:
+        if "decision" not in n:
+            how = "the only arm with final runs"
+        elif n["decision"] == stats.A_BETTER:
+            how, decided = f"beats {x}={fmt.num(n['runner_up'])}", decided + 1
+        else:
+            how = f"not told apart from {x}={fmt.num(n['runner_up'])}"
+        parts.append(f"at {n['where']}, {x}={fmt.num(n['best'])} ({how})")
+    sentence = (
+        f"The arms are compared within each {fmt.join(keys)}, so the answer is one per group, not a winner "
+        f"across them: {'; '.join(parts)}. A verdict by the P(A>B) rule in {decided} of "
+        f"{fmt.plural(len(groups), 'group')}."
+    )
+    return sentence, {"x": x, "groups": keys, "best": [n["best"] for _, n in groups], "decided": decided}
+
+
+def _multiplicity(results: pd.DataFrame, ctx: StudyContext, n_groups: int) -> tuple[str, dict[str, Any]] | None:
+    """A note for a family of pairwise comparisons: each verdict holds at 95% on its own, not jointly."""
+    m = n_groups if n_groups else math.comb(len(stats.rank_arms(results, ctx.metric, ctx.better)), 2)
+    if m < 2:
+        return None
+    what = "per-group comparisons" if n_groups else "pairwise comparisons in the table"
+    bound = min(1.0, 0.05 * m)
+    return (
+        f"There are {m} {what}, each judged at 95% confidence on its own with no correction for "
+        f"multiplicity: the chance that at least one of their verdicts is wrong can be as high as "
+        f"{100 * bound:.0f}% (the Bonferroni bound, {m} × 5%), so read a single verdict among many with care.",
+        {"comparisons": m, "bound": bound},
+    )
 
 
 def _nuisance(results: pd.DataFrame, ctx: StudyContext) -> list[tuple[str, dict[str, Any]]]:
@@ -234,12 +275,16 @@ def findings(
     Raises ValueError where ``results`` has no ``arm`` column or no ``ctx.metric`` column.
     """
     _frame.require(results, ["arm", ctx.metric])
-    items: list[tuple[str, str, dict[str, Any]]] = [("answer", *_answer(results, ctx, n_boot, seed))]
-    items += [("group", s, n) for s, n in _per_group(results, ctx, n_boot, seed)]
+    groups = _per_group(results, ctx, n_boot, seed)
+    answer = _group_headline(groups) if groups else _answer(results, ctx, n_boot, seed)
+    items: list[tuple[str, str, dict[str, Any]]] = [("answer", *answer)]
+    items += [("group", s, n) for s, n in groups]
     for kind, part in (("test", _test(results, ctx)), ("spread", _spread(results, ctx))):
         if part is not None:
             items.append((kind, *part))
     items += [("nuisance", s, n) for s, n in _nuisance(results, ctx)]
+    if (note := _multiplicity(results, ctx, len(groups))) is not None:
+        items.append(("multiplicity", *note))
     if checks is None:
         checks = run_checks(results, curves, ctx, n_boot=n_boot, seed=seed)
     items += [(f"check:{c.name}", c.sentence, c.numbers) for c in checks if c.severity == WARNING]

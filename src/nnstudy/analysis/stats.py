@@ -17,9 +17,10 @@ Formulas (n seeds, confidence c, alpha = (1 - c) / 2):
   bound is below 0.5, else "cannot be told apart". The paper also asks P > gamma (0.75) for a
   *meaningful* improvement; ``p`` is reported so a reader can apply it.
   One guard of ours: a percentile bootstrap over n pairs that A all wins is the single point 1.0,
-  however small n is. So no verdict is given below ``min_pairs``, by default the fewest pairs for
-  which n wins out of n pass an exact one-sided sign test at level alpha: 0.5^n <= alpha, i.e.
-  6 pairs at c = 0.95.
+  however small n is (the report then says "in all n pairs", not an interval). So no verdict is
+  given below ``min_pairs``, by default the fewest pairs for which n wins out of n pass an exact
+  one-sided sign test at level 1 - c: 0.5^n <= 1 - c, i.e. 5 pairs at c = 0.95 (0.5^5 = 0.031).
+  ``VERDICT_RULE`` is this rule in the words every report, docstring and doc uses.
 * **Expected maximum over n trials** (Dodge et al. 2019, "Show your work: improved reporting of
   experimental results", EMNLP): for the N observed trial scores sorted v_(1) <= ... <= v_(N), the
   best of n trials drawn with replacement from them has
@@ -47,6 +48,13 @@ from nnstudy.analysis.context import check_direction, default_direction
 A_BETTER = "A better"
 B_BETTER = "B better"
 UNDECIDED = "cannot be told apart"
+
+#: The verdict rule, in the one wording that reports and docs use (``sign_test_min_pairs`` gives 5).
+VERDICT_RULE = (
+    "A is better than B only where the 95% interval of P(A beats B) lies above 0.5 and there are at "
+    "least 5 seed pairs (5 of 5 won passes a one-sided sign test at 5%: 0.5^5 = 0.031); B is better "
+    "only where it lies below 0.5; otherwise they cannot be told apart"
+)
 
 #: Bootstrap draws: at 10 000 the Monte Carlo error of a 2.5% quantile is a few % of the interval's
 #: width, and a 10-arm matrix (45 pairs) still takes well under a second.

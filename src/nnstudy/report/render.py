@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from nnstudy.analysis import A_BETTER, B_BETTER
+from nnstudy.analysis import A_BETTER, B_BETTER, VERDICT_RULE
 from nnstudy.analysis import _format as fmt
 from nnstudy.report.content import Content
 
@@ -159,12 +159,19 @@ def pairwise_table(c: Content) -> Table:
             verdict = {A_BETTER: f"{r.a} better", B_BETTER: f"{r.b} better"}.get(r.decision, r.decision)
             rows.append([
                 Cell(r.a), Cell(r.b), Cell(str(int(r.n_pairs)), int(r.n_pairs)),
-                Cell(fmt.prob(r.p), _num(r.p), fmt.prob_interval(r.p_low, r.p_high)),
+                Cell(fmt.prob(r.p), _num(r.p), fmt.prob_evidence(r.p, r.p_low, r.p_high, int(r.n_pairs), "A")
+                     .removeprefix(fmt.prob(r.p)).strip(" ()") if fmt.degenerate(r.p_low, r.p_high, int(r.n_pairs))
+                     else fmt.prob_interval(r.p_low, r.p_high)),
                 Cell(fmt.diff(r.diff, m), _num(r.diff), fmt.interval(r.diff_low, r.diff_high, m, as_diff=True)),
                 Cell(verdict),
             ])
     caption = (f"P(A beats B): the share of seed pairs in which A's {m} is better (ties count half), with a 95% "
-               "percentile bootstrap interval over pairs; a verdict needs the interval to exclude 0.5.")
+               f"percentile bootstrap interval over pairs (where every pair agrees, the count instead). "
+               f"{VERDICT_RULE}.")
+    if len(rows) > 1:
+        caption += (f" These are {len(rows)} comparisons, each at 95% on its own, with no correction for "
+                    f"multiplicity (at least one verdict may be wrong with a chance up to "
+                    f"{min(100, 5 * len(rows))}%).")
     return Table("pairwise", columns, rows, caption)
 
 
@@ -185,7 +192,7 @@ def chosen_table(c: Content) -> Table:
         cells += [Cell(f"{len(t)} ({len(done)})", len(t)), Cell(fmt.value(best, m), _num(best))]
         rows.append(cells)
     space = "; ".join(f"{k}: {kind} [{', '.join(map(fmt.num, v))}]" for k, (kind, v) in c.ctx.search_space().items())
-    caption = f"Chosen on validation by {m}, best tuning trial per arm. Searched: {space}."
+    caption = f"Chosen {fmt.chosen_on(m)} ({m}), best tuning trial per arm. Searched: {space}."
     return Table("chosen", columns, rows, caption)
 
 
@@ -206,7 +213,7 @@ def view(c: Content, figures: list[Figure]) -> dict[str, Any]:
         "folder": c.folder,
         "source": c.source,
         "facts": [
-            ("metric", f"{ctx.metric} ({direction}), chosen on validation"),
+            ("metric", f"{ctx.metric} ({direction}), chosen {fmt.chosen_on(ctx.metric)}"),
             ("arms", f"{len(c.arms)}: {', '.join(c.arms)}"),
             ("seeds", f"{ctx.seeds} final runs per arm" + (", each after tuning" if c.tuned else "")),
             ("runs stored", f"{len(c.results)} ({runs})" + (

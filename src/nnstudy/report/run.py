@@ -7,7 +7,8 @@
     DIR/summary.json     final metrics under their names, status, flags, cost, environment
     DIR/curves.png       learning curves
     DIR/failures.png     misclassified validation images, "predicted (true)"
-    DIR/confusion.png    validation confusion matrix (and confusion_test.png with --test)
+    DIR/confusion.png    validation confusion matrix, where there is a validation split (and
+                         confusion_test.png with --test)
     DIR/weights.pt       final state_dict, when save_weights
     DIR/predictions.npz  validation (and test) predictions with their indices, when save_predictions
 """
@@ -41,6 +42,8 @@ def write_run_folder(result: RunResult, data: Any, out: str | Path) -> Path:
             title="misclassified validation images: predicted (true)", path=out / "failures.png",
         )
     for split, counts in result.confusion.items():
+        if not np.asarray(counts).sum():  # validation = 0: no images, no matrix to draw
+            continue
         name = "confusion.png" if split == "val" else f"confusion_{split}.png"
         figures.confusion_matrix(counts, title=f"{split} confusion", path=out / name)
     if result.state_dict is not None:

@@ -29,7 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, PercentFormatter
 
-from nnstudy.analysis import A_BETTER, B_BETTER, sign_test_min_pairs
+from nnstudy.analysis import A_BETTER, B_BETTER, VERDICT_RULE
 from nnstudy.analysis import _format as fmt
 from nnstudy.analysis.findings import split_keys
 from nnstudy.report import figures
@@ -360,8 +360,7 @@ def study_figures(content: Content) -> list[Drawn]:
     if len(c.ranked) >= 2 and not c.matrix.empty:
         drawn.append(Drawn("prob_better", f"P(A beats B) on {m}", (
             f"Each cell: the probability that a run of the row arm beats a run of the column arm on {m}, over seed "
-            f"pairs, with its 95% bootstrap interval. Bold: a verdict (the interval excludes 0.5 and there are at "
-            f"least {sign_test_min_pairs()} pairs; Bouthillier et al. 2021); otherwise they cannot be told apart."),
+            f"pairs, with its 95% bootstrap interval. Bold: a verdict (Bouthillier et al. 2021): {VERDICT_RULE}."),
             prob_better_matrix(c.matrix, labels, m, c.axis.name)))
     if c.tuned and not c.budget.empty:
         trials_per_arm = int(c.budget["trials"].max())
@@ -371,7 +370,7 @@ def study_figures(content: Content) -> list[Drawn]:
             budget_curves(c.budget, c.arms, colors, m)))
     p = c.predictions
     if p is not None:
-        who = f"{p.arm}'s best final run (seed {p.seed}, chosen by {m} on validation)"
+        who = f"{p.arm}'s best final run (seed {p.seed}, chosen {fmt.chosen_on(m)}: {m})"
         drawn.append(Drawn("gallery", "Misclassified test images of the best arm", (
             f"The first {len(p.wrong_true)} misclassified test images, in test-set order, of {who}, titled "
             f"predicted (true). That run classifies {fmt.value(p.accuracy, 'accuracy')} of the {p.n} test images "
