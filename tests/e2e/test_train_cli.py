@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 
-def nnstudy(*args: str, cwd: Path, data_dir: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+def nnstudy(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    """``python -m nnstudy ARGS`` in a subprocess; no wall-clock limit (pytest-timeout guards hangs)."""
     env = {**os.environ, "NNSTUDY_DATA": str(data_dir), "NNSTUDY_MIRRORS": "http://127.0.0.1:9/", "NNSTUDY_NPM": ""}
     return subprocess.run([sys.executable, "-m", "nnstudy", *args], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=timeout)
+                          capture_output=True)
 
 
 def run_ok(*args, **kw) -> subprocess.CompletedProcess:
@@ -113,7 +114,7 @@ def test_missing_or_corrupt_data_is_one_line_and_exit_2(tmp_path, mnist_dir, dam
     p = subprocess.run(
         [sys.executable, "-m", "nnstudy", "train", "--epochs", "1", "--data-dir", str(bad),
          "--out", str(tmp_path / "run")],
-        cwd=tmp_path, text=True, capture_output=True, timeout=300,
+        cwd=tmp_path, text=True, capture_output=True,
         env={**os.environ, "NNSTUDY_CACHE": str(env_cache), "NNSTUDY_MIRRORS": "http://127.0.0.1:9/",
              "NNSTUDY_NPM": "", "NNSTUDY_DATA": ""},
     )
@@ -124,10 +125,13 @@ def test_missing_or_corrupt_data_is_one_line_and_exit_2(tmp_path, mnist_dir, dam
 
 
 # --------------------------------------------------------------------------------------------------
-# The issue's acceptance runs on full MNIST (slow: minutes on two CPU cores, run in CI all the same).
+# The acceptance runs: published accuracies on all of MNIST, minutes each on two CPU cores. Not in the
+# default run; `python -m pytest -m acceptance` runs them, and so does .ci/run after the fast suite.
+# Their hang guard is an hour: a busy machine makes them slower, never wrong.
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance
+@pytest.mark.timeout(3600)
 def test_mlp300_adam_reaches_97_5_percent(tmp_path, mnist_dir):
     """Issue 2 asked for 97.8% from this command. That is this configuration's typical accuracy, not a
     floor: measured 2026-11-24, seeds 0, 1, 2 gave 97.76, 97.81, 97.52% (default 10% validation split,
@@ -141,7 +145,8 @@ def test_mlp300_adam_reaches_97_5_percent(tmp_path, mnist_dir):
     assert summary_of(out)["test_accuracy"] >= 0.975
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance
+@pytest.mark.timeout(3600)
 def test_seed001_linear_softmax_full_batch(tmp_path, mnist_dir):
     out = tmp_path / "linear"
     run_ok("train", "--model", "linear", "--optimizer", "sgd", "--lr", "0.2", "--batch-size", "full",
@@ -155,7 +160,8 @@ def test_seed001_linear_softmax_full_batch(tmp_path, mnist_dir):
     assert 0.88 <= s["test_accuracy"] <= 0.90
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance
+@pytest.mark.timeout(3600)
 def test_seed003_cnn_reaches_98_7_percent(tmp_path, mnist_dir):
     out = tmp_path / "cnn"
     run_ok("train", "--model", "cnn", "--channels", "32,64", "--kernel", "3", "--batchnorm", "--head", "128",

@@ -53,7 +53,7 @@ def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     }
     out = {}
     for name, p in procs.items():
-        stdout, stderr = p.communicate(timeout=300)
+        stdout, stderr = p.communicate()
         out[name] = subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
     return out
 

@@ -14,7 +14,7 @@ from nnstudy.cli import main
 def _nnstudy(*args: str, cwd, mnist_dir) -> subprocess.CompletedProcess:
     env = {**os.environ, "NNSTUDY_DATA": str(mnist_dir), "NNSTUDY_MIRRORS": "http://127.0.0.1:9/", "NNSTUDY_NPM": ""}
     return subprocess.run([sys.executable, "-m", "nnstudy", *args], cwd=cwd, env=env, text=True,
-                          capture_output=True, timeout=300)
+                          capture_output=True)
 
 
 @pytest.mark.slow
