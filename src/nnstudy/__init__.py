@@ -1,35 +1,64 @@
-"""nnstudy: neural-network studies on MNIST-family data, with answers you can trust."""
+"""nnstudy: neural-network studies on MNIST-family data, with answers you can trust.
+
+The public API is imported on first use (PEP 562): ``import nnstudy`` costs a few milliseconds, so
+that ``nnstudy --help`` starts at once; torch, pandas and optuna load when a function needs them.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from nnstudy.errors import DataError, NnstudyError, SpecError, StoreError
-from nnstudy.spec import (
-    CNNSpec,
-    DataSpec,
-    EarlyStopSpec,
-    LinearSpec,
-    MLPSpec,
-    OptimSpec,
-    RunSpec,
-    ScheduleSpec,
-    VGG11Spec,
-)
+
+if TYPE_CHECKING:
+    from nnstudy.spec import (
+        CNNSpec,
+        DataSpec,
+        EarlyStopSpec,
+        LinearSpec,
+        MLPSpec,
+        OptimSpec,
+        RunSpec,
+        ScheduleSpec,
+        VGG11Spec,
+    )
+    from nnstudy.study import open_study
+    from nnstudy.train.result import RunResult
 
 __version__ = "0.1.0"
 
-# The subpackage nnstudy.train is imported first; the function below then takes its name on the
-# package, so that notebooks write ``nnstudy.train(lr=0.1)``. ``from nnstudy.train import ...``
-# still reaches the subpackage through sys.modules.
-from nnstudy.train import RunResult  # noqa: E402
+#: name → the module it is imported from on first use
+_LAZY = {
+    **{name: "nnstudy.spec" for name in ("CNNSpec", "DataSpec", "EarlyStopSpec", "LinearSpec", "MLPSpec",
+                                         "OptimSpec", "RunSpec", "ScheduleSpec", "VGG11Spec")},
+    "RunResult": "nnstudy.train.result",
+    "open_study": "nnstudy.study",
+}
 
 
-def train(spec=None, data=None, *, data_dir=None, callback=None, **options) -> RunResult:
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nnstudy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def train(spec=None, data=None, *, data_dir=None, callback=None, quiet=False, **options) -> RunResult:
     """Train one model; returns its ``RunResult`` (``.curves``, ``.summary()``, ``.plot()``).
 
     ``spec`` is a RunSpec, a dict of RunSpec fields, or a TOML file; ``options`` are the short
     names of ``nnstudy.spec.SHORTCUTS`` (the CLI's flags): ``nnstudy.train(model="mlp", hidden=[300],
     optimizer="adam", lr=1e-3, epochs=10, test=True)``. ``data`` is a ``nnstudy.data.Splits``
-    to reuse across runs. Raises SpecError or DataError on bad input.
+    to reuse across runs. A progress bar shows the steps and each epoch's numbers (in a terminal and
+    in Jupyter); ``quiet=True`` turns it off. Raises SpecError or DataError on bad input.
     """
     from nnstudy.spec import make_run_spec
     from nnstudy.train.loop import train as _train
@@ -38,7 +67,28 @@ def train(spec=None, data=None, *, data_dir=None, callback=None, **options) -> R
     return _train(run, data, data_dir=data_dir, callback=callback)
 
 
-from nnstudy.study import open_study  # noqa: E402
+_train_function = train
+
+
+class _Package(types.ModuleType):
+    """The type of the ``nnstudy`` module: its attribute ``train`` is always the function above.
+
+    The import system binds a subpackage to its parent's attribute when it first imports it, so the
+    first ``import nnstudy.train.loop`` (anywhere, at any time) would otherwise replace the function
+    ``nnstudy.train`` with the subpackage ``nnstudy.train``, which ``sys.modules`` still reaches.
+    """
+
+    @property
+    def train(self):
+        return _train_function
+
+    @train.setter
+    def train(self, value) -> None:
+        if not isinstance(value, types.ModuleType):
+            raise AttributeError("nnstudy.train is the training function; it cannot be replaced")
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "CNNSpec",

@@ -15,25 +15,85 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.table import Table
 
 from nnstudy.errors import NnstudyError
 from nnstudy.spec import SHORTCUTS, RunSpec, make_run_spec, parse_override
 
+# Start-up: nothing above imports torch, pandas, optuna or matplotlib (tests/test_startup.py); each
+# command imports what it needs, so that --help answers at once (benchmarks/startup.py).
+
 console = Console()
 err_console = Console(stderr=True)
 
-app = typer.Typer(
+
+class _Help:
+    """Help text as a user reads it: a switch shows no ``<bool>`` type, and a command's usage line
+    names its arguments the usual way (``nnstudy run [OPTIONS] STUDY``, not ``{study}``)."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_flag", False):
+                p.display_type_rich = lambda ctx: None
+        return params
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if isinstance(p, typer.core.TyperArgument):
+                name = (p.metavar or p.name or "").upper() + ("..." if p.nargs != 1 else "")
+                pieces.append(name if p.required else f"[{name}]")
+            else:
+                pieces.extend(p.get_usage_pieces(ctx))
+        return pieces
+
+
+class _Command(_Help, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_Help, typer.core.TyperGroup):
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [*([self.options_metavar] if self.options_metavar else []), "COMMAND [ARGS]..."]
+
+
+class _App(typer.Typer):
+    """typer.Typer whose commands use ``_Command``."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _App(
     name="nnstudy",
+    cls=_Group,
     help="Neural-network studies on MNIST-family data: train runs, run studies, read their reports.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-data_app = typer.Typer(help="Datasets: fetch them, see where they are.", no_args_is_help=True)
+data_app = _App(cls=_Group, help="Datasets: fetch them, see where they are.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from nnstudy import __version__
+
+        console.print(f"nnstudy {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print nnstudy's version and exit"),
+) -> None:
+    """Options of ``nnstudy`` itself (the group's help text is the app's)."""
 
 #: Shortcuts that are switches (``--test`` / ``--no-test``) rather than values.
 SWITCHES = {"batchnorm", "nesterov", "test", "save_weights", "save_predictions"}

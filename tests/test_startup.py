@@ -1,0 +1,67 @@
+"""``nnstudy --help`` starts at once: what it imports, checked in a fresh process (not a timing test;
+benchmarks/startup.py measures the time). And ``import nnstudy`` keeps its public API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: Imports that cost seconds at start-up; none of them is needed to print help.
+HEAVY = ("torch", "pandas", "optuna", "matplotlib", "scipy", "sqlalchemy")
+
+PROBE = """
+import json, sys
+from nnstudy.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print(json.dumps({"code": code, "heavy": sorted(m for m in HEAVY if m in sys.modules)}))
+"""
+
+
+def probe(*args: str) -> dict:
+    p = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{PROBE}", *args], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1]) | {"stdout": p.stdout}
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["-h"], ["--version"], ["train", "--help"], ["summary", "--help"], ["run", "--help"],
+    ["status", "--help"], ["results", "--help"], ["report", "--help"], ["params", "--help"],
+    ["budget", "--help"], ["data", "--help"], ["data", "fetch", "--help"],
+])
+def test_help_imports_no_heavy_library(args):
+    r = probe(*args)
+    assert r["code"] in (0, None) and r["heavy"] == [], r
+
+
+def test_version_prints_the_package_version():
+    import nnstudy
+
+    r = probe("--version")
+    assert r["stdout"].splitlines()[0] == f"nnstudy {nnstudy.__version__}"
+
+
+def test_usage_lines_name_arguments_and_switches_show_no_type():
+    out = subprocess.run([sys.executable, "-m", "nnstudy", "run", "--help"], capture_output=True, text=True,
+                         env={"COLUMNS": "160", "PATH": ""}).stdout
+    assert "Usage: nnstudy run [OPTIONS] STUDY" in out and "{study}" not in out
+    help_line = next(line for line in out.splitlines() if "--help" in line)
+    assert "-h" in help_line and "<bool>" not in help_line
+    assert not any("--quiet" in line and "<bool>" in line for line in out.splitlines())
+
+
+def test_import_nnstudy_is_light_and_its_api_resolves():
+    code = (f"import sys, nnstudy; heavy = [m for m in {HEAVY!r} if m in sys.modules]; "
+            "names = [n for n in nnstudy.__all__ if getattr(nnstudy, n, None) is None]; "
+            "import nnstudy.train.loop; print(heavy, names, callable(nnstudy.train), "
+            "type(nnstudy.train).__name__)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    # nothing heavy on import; every name of __all__ resolves; importing the subpackage nnstudy.train
+    # leaves nnstudy.train the function
+    assert p.stdout.split() == ["[]", "[]", "True", "function"], p.stdout
