@@ -287,6 +287,7 @@ def data_info(data_dir: Path = typer.Option(None, "--data-dir", help=DATA_DIR_HE
 # ---------------------------------------------------------------------------------------- studies
 # nnstudy run / status / results: thin wrappers over nnstudy.study (load_study, run_study, open_study).
 
+FORCE_HELP = "replace a report.html, report.md or figure of the same name that the report did not write"
 STORAGE_HELP = "an Optuna storage URL, e.g. postgresql://user@host/db (default: STUDY_DIR/study.db)"
 
 
@@ -302,6 +303,7 @@ def study_run(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),  # noqa: UP045
     quiet: bool = typer.Option(False, "--quiet", help="no progress display; only the results table"),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html, report.md and figures/"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Run a study, or resume it: only runs not yet in its store are trained. Prints one row per arm.
 
@@ -310,6 +312,11 @@ def study_run(
     from nnstudy.study import Study, load_study, run_study
 
     spec = load_study(study, [parse_override(s) for s in sets or []])
+    folder = folder if folder is not None else Path("runs") / spec.name
+    if report:  # a user's file in the report's way is refused now, not after the study has trained
+        from nnstudy.report import check_report_folder
+
+        check_report_folder(folder, force=force)
     try:
         summary = run_study(spec, folder, workers=workers, storage=storage, data_dir=data_dir,
                             console=console, quiet=quiet)
@@ -321,9 +328,12 @@ def study_run(
             f"({summary.trained} trained now, {summary.failed} failed; {summary.seconds:.1f} s)")
     console.print(line, highlight=False, soft_wrap=True)
     if report:
-        from nnstudy.report import write_report
+        from nnstudy.report import StudyReport
 
-        path = write_report(handle, data_dir=data_dir)
+        written = StudyReport(handle, data_dir=data_dir)
+        path = written.write(force=force)
+        for note in written.write_notes:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
         console.print(f"report: {path}", highlight=False, soft_wrap=True)
     if summary.stopped:
         hint = "raise it (--set study.max_runs=N) and rerun" if "max_runs" in summary.stopped else "rerun"
@@ -466,18 +476,23 @@ def report_command(
         None, "--out", file_okay=False, help="folder to write the report into (default: the study folder)"),
     storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),  # noqa: UP045
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Write a study's report: report.html (self-contained), report.md and figures/*.png, *.svg.
 
     Prints the findings. Example: nnstudy report runs/batch-size
     """
-    from nnstudy.report import StudyReport
+    from nnstudy.report import StudyReport, check_report_folder
     from nnstudy.study import open_study
 
-    report = StudyReport(open_study(study, storage), data_dir=data_dir)
-    path = report.write(out)
+    handle = open_study(study, storage)
+    check_report_folder(out if out is not None else handle.folder, force=force)  # before the work of computing it
+    report = StudyReport(handle, data_dir=data_dir)
+    path = report.write(out, force=force)
     for f in report.findings:
         console.print(f"{f.rank}. {f.sentence}", markup=False, highlight=False, soft_wrap=True)
+    for note in report.write_notes:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     console.print(f"report: {path} (and {path.with_suffix('.md').name}, figures/)", markup=False,
                   highlight=False, soft_wrap=True)
 

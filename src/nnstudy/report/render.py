@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -251,15 +252,38 @@ def _env() -> Any:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["md"] = md_escape
+    env.filters["fence"] = md_fence
     return env
 
 
+#: What could start Markdown markup in user text, and its replacement: numeric character references,
+#: which CommonMark and python-markdown both read as the literal character (never raw HTML, an
+#: autolink, code or emphasis), where a backslash escape works only in CommonMark for some of them
+#: (python-markdown keeps ``\\<`` as a backslash, then raw HTML). Brackets stay readable: what
+#: would make a link or image of them goes instead (``](``, ``][``, ``] [``, ``]:``, ``![``), and a
+#: ``{`` after a space (python-markdown's attribute lists) too.
+_MD_ESCAPE = re.compile(r"[&<`*|\\~#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|(?<=\])\s?\[|(?<=\])[(:]|!(?=\[)|(?<!\S)\{")
+
+
+def _reference(m: re.Match) -> str:
+    text = m.group()
+    return text[:-1] + f"&#{ord(text[-1])};"
+
+
 def md_escape(text: Any) -> str:
-    """Text safe inside a Markdown paragraph or table cell."""
-    out = str(text).replace("\\", "\\\\")
-    for ch in "|*`<":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ")
+    """User text (a question, an arm label, a path, an error) safe in a Markdown paragraph or table
+    cell under CommonMark and python-markdown alike: shown as written, never markup. Underscores inside
+    a word (``batch_size``) are no emphasis in either, so they stay as they are."""
+    return _MD_ESCAPE.sub(_reference, " ".join(str(text).splitlines()))
+
+
+def md_fence(text: Any, info: str = "") -> str:
+    """``text`` as a fenced code block: a fence of backticks longer than any run of backticks inside
+    (CommonMark's rule, and python-markdown's fenced_code: only a line of at least as many closes it)."""
+    body = str(text).rstrip("\n")
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{body}\n{fence}"
 
 
 def html(v: dict[str, Any], standalone: bool = True) -> str:

@@ -36,6 +36,7 @@ from nnstudy.report import figures
 from nnstudy.report.content import ArmAxis, Content
 
 __all__ = [
+    "FIGURE_NAMES",
     "Drawn",
     "arm_colors",
     "budget_curves",
@@ -47,6 +48,9 @@ __all__ = [
     "study_figures",
 ]
 
+#: Every figure a study report can draw, by file name (``figures/NAME.png``): what ``nnstudy run``
+#: checks, before training, that no file of someone else's stands in the way of.
+FIGURE_NAMES = ("curves", "scores", "by_keys", "isolation", "prob_better", "budget", "gallery", "confusion")
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 
 
@@ -381,4 +385,5 @@ def study_figures(content: Content) -> list[Drawn]:
             f"Test-set counts of {who}: rows the true class, columns the predicted one; colour is the share "
             "of the true class."),
             figures.confusion_matrix(p.counts, title=f"{p.arm}, seed {p.seed}: test set")))
+    assert {d.name for d in drawn} <= set(FIGURE_NAMES), "a new figure needs its name in FIGURE_NAMES"
     return drawn

@@ -5,6 +5,7 @@
     FOLDER/report.html        one self-contained page: figures embedded, tables sortable, no network
     FOLDER/report.md          the same sections in Markdown, linking figures/*.png
     FOLDER/figures/NAME.png   every figure, and NAME.svg beside it
+    FOLDER/.report-manifest.json   the files the report wrote (it replaces or removes only those)
 
 >>> report = StudyReport(open_study("runs/batch-size"))   # doctest: +SKIP
 >>> report.findings[0].sentence; report.checks             # the answer first, then the checks
@@ -22,10 +23,13 @@ from nnstudy.analysis import Check, Finding
 from nnstudy.analysis.stats import N_BOOT
 from nnstudy.report import figures as _figures
 from nnstudy.report import render
+from nnstudy.report._files import ReportFiles
 from nnstudy.report.content import Content, gather
-from nnstudy.report.study_figures import study_figures
+from nnstudy.report.study_figures import FIGURE_NAMES, study_figures
 
-__all__ = ["StudyReport", "write_report"]
+__all__ = ["StudyReport", "check_report_folder", "write_report"]
+
+DOCUMENTS = ("report.html", "report.md")
 
 
 class StudyReport:
@@ -43,6 +47,7 @@ class StudyReport:
     def __init__(self, study: Any, *, data_dir: str | Path | None = None, gallery: bool = True,
                  n_boot: int = N_BOOT):
         self.study = study
+        self.write_notes: list[str] = []
         self.content: Content = gather(study, data_dir=str(data_dir) if data_dir else None, gallery=gallery,
                                        n_boot=n_boot)
 
@@ -77,24 +82,25 @@ class StudyReport:
         """The report as Markdown; figures linked as ``figures/<name>.png``."""
         return render.markdown(self._view)
 
-    def write(self, folder: str | Path | None = None) -> Path:
+    def write(self, folder: str | Path | None = None, *, force: bool = False) -> Path:
         """Write report.html, report.md and figures/*.png, *.svg into ``folder`` (default: the study's
-        folder); returns the path of report.html. Figures no longer drawn are removed."""
+        folder); returns the path of report.html. Only the report's own files (``_files.MANIFEST``)
+        are replaced, and its own figures no longer drawn removed; ``write_notes`` then says what it
+        left alone.
+
+        Raises:
+            PathError: one of those files exists and is not the report's (``force``: replace it),
+                ``figures/`` is a symbolic link, or the folder cannot be written (nothing is written
+                then, except where the disk filled up mid-way).
+        """
         folder = Path(folder) if folder is not None else Path(self.study.folder)
-        figdir = folder / "figures"
-        figdir.mkdir(parents=True, exist_ok=True)
-        names = set()
-        for f in self.figures:
-            for fmt in ("png", "svg"):
-                (figdir / f"{f.name}.{fmt}").write_bytes(getattr(f, fmt))
-                names.add(f"{f.name}.{fmt}")
-        for old in list(figdir.glob("*.png")) + list(figdir.glob("*.svg")):
-            if old.name not in names:  # a figure an earlier report drew and this one does not
-                old.unlink()
-        (folder / "report.md").write_text(self.markdown(), encoding="utf-8")
-        path = folder / "report.html"
-        path.write_text(self.html(), encoding="utf-8")
-        return path
+        files = {f"figures/{f.name}.{fmt}": getattr(f, fmt) for f in self.figures for fmt in ("png", "svg")}
+        files["report.md"] = self.markdown().encode("utf-8")
+        files["report.html"] = self.html().encode("utf-8")
+        writer = ReportFiles(folder, force=force)
+        writer.write(files)
+        self.write_notes = writer.notes
+        return folder / "report.html"
 
     def _repr_html_(self) -> str:
         return self.html(standalone=False)
@@ -104,7 +110,15 @@ class StudyReport:
         return f"StudyReport({self.content.name!r}: {answer})"
 
 
-def write_report(study: Any, folder: str | Path | None = None, *, data_dir: str | Path | None = None) -> Path:
+def write_report(study: Any, folder: str | Path | None = None, *, data_dir: str | Path | None = None,
+                 force: bool = False) -> Path:
     """Compute ``study``'s report and write it into ``folder`` (default: the study folder); returns
-    the path of report.html. What ``nnstudy report`` and the end of ``nnstudy run`` call."""
-    return StudyReport(study, data_dir=data_dir).write(folder)
+    the path of report.html (``StudyReport.write``)."""
+    return StudyReport(study, data_dir=data_dir).write(folder, force=force)
+
+
+def check_report_folder(folder: str | Path, force: bool = False) -> None:
+    """Raise the ``PathError`` that writing a report into ``folder`` would raise, without computing or
+    writing anything: what ``nnstudy run`` checks before it trains."""
+    rels = [*DOCUMENTS, *(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in ("png", "svg"))]
+    ReportFiles(folder, force=force).check(rels)
