@@ -67,18 +67,28 @@ class _Spec(BaseModel):
 class DataSpec(_Spec):
     """Which images, which split, which subset, which normalization.
 
-    The validation split is stratified by class and drawn from the training file with ``split_seed``:
-    every run with the same DataSpec sees the same split. Subsets (``per_class``, ``fraction``,
-    ``limit``) thin the *training* part only, after the split, so that validation numbers stay
-    comparable across subset sizes. The test file is never split, thinned or used to choose anything.
+    The validation split is drawn from the training file: stratified by class with ``split_seed``
+    (``split = "stratified"``), or a seeded unstratified draw (``"random"``, torch's ``random_split``:
+    seed 000's 80/20 split), or the file's last images (``"last"``, Keras's ``validation_split``: seed
+    003's). Every run with the same DataSpec sees the same split. Subsets (``per_class``,
+    ``fraction``, ``limit``) thin the *training* part only, after the split, so that validation
+    numbers stay comparable across subset sizes; ``select`` says which images they keep: a seeded
+    random choice, or the first in file order (seed 002's "first 600 of each class").
+    ``test_per_class`` keeps that many test images of each class (seed 002 tests on 600 per class),
+    chosen the same way; the test set is never used to choose anything.
     """
 
     dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "mnist"
     validation: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the training file held out")
-    split_seed: int = Field(0, ge=0, description="seed of the stratified validation split")
+    split: Literal["stratified", "random", "last"] = Field(
+        "stratified", description="how the validation split is drawn: stratified, random (unstratified), last")
+    split_seed: int = Field(0, ge=0, description="seed of the validation split and of random subsets")
     per_class: PosInt | None = Field(None, description="keep this many training images of each class")
     fraction: float | None = Field(None, gt=0.0, le=1.0, description="keep this fraction (stratified)")
     limit: PosInt | None = Field(None, description="keep at most this many training images")
+    select: Literal["random", "first"] = Field(
+        "random", description="which images a subset keeps: a seeded random choice, or the first in file order")
+    test_per_class: PosInt | None = Field(None, description="evaluate on this many test images of each class")
     normalize: Literal["none", "unit", "center", "standardize", "per-pixel"] = "standardize"
 
 
@@ -89,7 +99,8 @@ class _ModelBase(_Spec):
     activation: Activation = "relu"
     init: Init = Field("default", description="weight initialization of every linear/conv layer")
     init_std: float = Field(0.01, gt=0.0, description="standard deviation for init='normal'")
-    init_value: float = Field(0.0, description="value of every weight and bias for init='constant'")
+    init_value: float = Field(0.0, description="value of every weight for init='constant' (and bias, see init_bias)")
+    init_bias: float | None = Field(None, description="value of every bias for init='constant' (None: init_value)")
 
 
 class LinearSpec(_ModelBase):
@@ -258,6 +269,9 @@ class BudgetSpec(_Spec):
 #: Fields that say where a run executes or what of it to keep, not what it computes. They are left
 #: out of the identity, so a study resumed on another device or asked to keep weights reuses its runs.
 NON_IDENTITY_FIELDS = frozenset({"device", "threads", "save_weights", "save_predictions"})
+#: Fields added after identities were first stored, left out of the identity at these defaults (the
+#: behaviour before they existed), so that a stored study's runs keep their identities.
+LATER_DEFAULTS: dict[tuple[str, ...], Any] = {("data", "split"): "stratified", ("data", "select"): "random"}
 
 
 class RunSpec(_Spec):
@@ -333,6 +347,13 @@ class RunSpec(_Spec):
         d = self.model_dump(mode="json", exclude_none=True)
         for k in NON_IDENTITY_FIELDS:
             d.pop(k, None)
+        for path, default in LATER_DEFAULTS.items():
+            *parents, last = path
+            node = d
+            for p in parents:
+                node = node.get(p, {})
+            if node.get(last, None) == default:
+                node.pop(last)
         return d
 
     def identity(self) -> str:
@@ -352,10 +373,13 @@ class RunSpec(_Spec):
 SHORTCUTS: dict[str, tuple[str, str]] = {
     "dataset": ("data.dataset", "mnist, fashion-mnist or kmnist"),
     "validation": ("data.validation", "fraction of the training file held out for validation"),
-    "split_seed": ("data.split_seed", "seed of the stratified validation split"),
+    "split": ("data.split", "validation split: stratified, random (unstratified, seeded) or last (Keras)"),
+    "split_seed": ("data.split_seed", "seed of the validation split and of random subsets"),
     "per_class": ("data.per_class", "keep this many training images per class"),
     "fraction": ("data.fraction", "keep this fraction of the training images"),
     "limit": ("data.limit", "keep at most this many training images"),
+    "select": ("data.select", "which images a subset keeps: random (seeded) or first (file order)"),
+    "test_per_class": ("data.test_per_class", "evaluate on this many test images per class"),
     "normalize": ("data.normalize", "none, unit, center, standardize or per-pixel"),
     "model": ("model.kind", "linear, mlp, cnn or vgg11"),
     "hidden": ("model.hidden", "mlp hidden widths, e.g. 300 or 50,50,50"),
@@ -364,13 +388,15 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "batchnorm": ("model.batchnorm", "batch normalization after each layer (true/false)"),
     "init": ("model.init", "default, xavier, kaiming, normal or constant"),
     "init_std": ("model.init_std", "standard deviation for --init normal"),
-    "init_value": ("model.init_value", "value for --init constant"),
+    "init_value": ("model.init_value", "weight value for --init constant (and bias, unless --init-bias)"),
+    "init_bias": ("model.init_bias", "bias value for --init constant"),
     "channels": ("model.channels", "cnn channels per conv block, e.g. 32,64"),
     "kernel": ("model.kernel", "cnn kernel size"),
     "padding": ("model.padding", "cnn padding: an integer or same"),
     "pool": ("model.pool", "cnn pooling: max, avg or none"),
+    "pool_every": ("model.pool_every", "cnn: pool after every this many conv blocks"),
     "conv_dropout": ("model.conv_dropout", "cnn dropout after each conv block"),
-    "head": ("model.head", "cnn/vgg11 dense head widths, e.g. 128"),
+    "head": ("model.head", "cnn/vgg11 dense head widths, e.g. 128; none for no dense layer"),
     "width": ("model.width", "vgg11 channel multiplier"),
     "optimizer": ("optimizer.name", "sgd, adam, adamw, rmsprop or adadelta"),
     "lr": ("optimizer.lr", "learning rate"),
@@ -404,6 +430,8 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
 
 #: Keys whose value is always a list: a single number given for them is a one-element list.
 LIST_KEYS = frozenset({"model.hidden", "model.channels", "model.head"})
+#: What a flag says for an empty list of layers (``--head none``).
+NO_LAYERS = ("none", "")
 
 
 def make_run_spec(
@@ -436,7 +464,9 @@ def make_run_spec(
             raw["model"] = {}  # another model kind: the base's model fields do not apply to it
     dotted.update(overrides or {})
     for key in LIST_KEYS & dotted.keys():
-        if not isinstance(dotted[key], list):  # --hidden 300 means one layer of 300
+        if dotted[key] in NO_LAYERS:  # --head none: no dense layer (seed 003's Keras CNN)
+            dotted[key] = []
+        elif not isinstance(dotted[key], list):  # --hidden 300 means one layer of 300
             dotted[key] = [dotted[key]]
     raw = apply_overrides(raw, dotted, source=source or "--set")
     try:

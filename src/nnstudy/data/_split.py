@@ -1,11 +1,14 @@
-"""Stratified, seeded selection of indices: the validation split and the training subsets.
+"""Seeded selection of indices: the validation split, the training subsets and the test subset.
 
-One mechanism serves both. A seeded random permutation of the training file gives every image a
+One mechanism serves them all. A seeded random permutation of the training file gives every image a
 priority; a class-wise quota is then filled with the highest-priority images of each class. The
-validation split takes the first quota; the subsets (``per_class``, ``fraction``, ``limit``) take
-theirs from what remains, in the same order. So a smaller subset is always contained in a larger one
-(learning curves compare nested sets, not unrelated draws), and the validation split does not depend
-on the subset. All of it is vectorized: no Python loop over images.
+stratified validation split takes the first quota; the subsets (``per_class``, ``fraction``,
+``limit``) take theirs from what remains, in the same order. So a smaller subset is always contained
+in a larger one (learning curves compare nested sets, not unrelated draws), and the validation split
+does not depend on the subset. ``select = "first"`` makes the priority the file order instead (seed
+002's ``[subset_idx][:600]``). The other splits: ``random`` holds out the last part of the same seeded
+permutation, unstratified (exactly torch's ``random_split`` with that seed: seed 000's), and ``last``
+the file's last images (Keras's ``validation_split``: seed 003's). All of it is vectorized.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 from nnstudy.errors import SpecError
 from nnstudy.spec import DataSpec
 
-__all__ = ["apportion", "rank_in_class", "take", "split_and_thin"]
+__all__ = ["apportion", "rank_in_class", "take", "split_and_thin", "test_subset"]
 
 
 def apportion(counts: torch.Tensor, total: int) -> torch.Tensor:
@@ -69,11 +72,21 @@ def split_and_thin(
     Raises:
         SpecError: ``per_class`` exceeds what a class has, or no training image is left.
     """
+    n = len(labels)
     generator = torch.Generator().manual_seed(spec.split_seed)
-    order = torch.randperm(len(labels), generator=generator)
-    counts = torch.bincount(labels, minlength=num_classes)
-    in_val = take(order, labels, apportion(counts, round(spec.validation * len(labels))))
-    val_index, rest = order[in_val], order[~in_val]  # rest keeps its priority order
+    order = torch.randperm(n, generator=generator)
+    if spec.split == "stratified":
+        counts = torch.bincount(labels, minlength=num_classes)
+        in_val = take(order, labels, apportion(counts, round(spec.validation * n)))
+        val_index, rest = order[in_val], order[~in_val]  # rest keeps its priority order
+    elif spec.split == "random":  # torch.utils.data.random_split(..., [n - k, k], generator=seed)
+        k = n - int(n * (1 - spec.validation))
+        val_index, rest = order[n - k:], order[: n - k]
+    else:  # "last": Keras's validation_split, x[int(n * (1 - v)):]
+        cut = int(n * (1 - spec.validation))
+        val_index, rest = torch.arange(cut, n), order[order < cut]
+    if spec.select == "first":
+        rest = torch.sort(rest).values  # priority in file order: "the first N of each class"
 
     counts = torch.bincount(labels[rest], minlength=num_classes)
     where = f"{spec.dataset} after a validation split of {spec.validation:g} (split_seed {spec.split_seed})"
@@ -98,3 +111,26 @@ def split_and_thin(
     if len(train_index) == 0:
         raise SpecError(f"data.validation = {spec.validation:g} leaves no training images in {spec.dataset}")
     return torch.sort(val_index).values, torch.sort(train_index).values
+
+
+def test_subset(labels: torch.Tensor, spec: DataSpec, num_classes: int) -> torch.Tensor | None:
+    """The indices (sorted) of ``spec.test_per_class`` test images of each class, chosen as
+    ``spec.select`` says (seeded by ``split_seed``, or the first in file order); None: the whole file.
+
+    Raises:
+        SpecError: a class has fewer test images than asked for.
+    """
+    if spec.test_per_class is None:
+        return None
+    counts = torch.bincount(labels, minlength=num_classes)
+    poorest = int(torch.argmin(counts))
+    if spec.test_per_class > counts[poorest]:
+        most = int(counts[poorest])
+        raise SpecError(f"data.test_per_class = {spec.test_per_class}: class {poorest} has only {most} test "
+                        f"images in {spec.dataset}; at most {most} is possible")
+    if spec.select == "first":
+        order = torch.arange(len(labels))
+    else:
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(spec.split_seed))
+    keep = order[take(order, labels, torch.full_like(counts, spec.test_per_class))]
+    return torch.sort(keep).values

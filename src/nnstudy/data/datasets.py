@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nnstudy.data._split import split_and_thin
+from nnstudy.data._split import split_and_thin, test_subset
 from nnstudy.data.idx import read_idx
 from nnstudy.data.sources import DatasetSource, get_source, locate
 from nnstudy.errors import DataError
@@ -46,8 +46,9 @@ class Splits:
 
     ``*_x`` are float32 (N, 1, 28, 28), ``*_y`` int64 (N,). ``train_index``/``val_index`` (int64,
     sorted) are the rows of the training file in each part, the record of the split; the test part
-    is the whole test file. ``mean``/``std`` (float32, broadcastable to (1, 28, 28), raw 0..255 units)
-    are the normalization: ``x = (raw - mean) / std``. ``images(split)`` inverts it for drawing.
+    is the whole test file, or with ``test_per_class`` the rows ``test_index`` of it. ``mean``/``std``
+    (float32, broadcastable to (1, 28, 28), raw 0..255 units) are the normalization:
+    ``x = (raw - mean) / std``. ``images(split)`` inverts it for drawing.
     """
 
     train_x: torch.Tensor
@@ -65,6 +66,7 @@ class Splits:
     dataset: str
     normalize: str
     spec: DataSpec
+    test_index: torch.Tensor | None = None
 
     def images(self, split: str) -> torch.Tensor:
         """The raw images of a split ("train", "val" or "test") as uint8 (N, 28, 28), undoing the
@@ -144,7 +146,8 @@ def load(
 
     The validation split is stratified by class, drawn from the training file with ``spec.split_seed``;
     ``validation = 0`` gives empty validation tensors. ``per_class``, then ``fraction``, then ``limit``
-    thin the training part only, after the split. The test file is used whole.
+    thin the training part only, after the split. The test file is used whole, unless
+    ``test_per_class`` keeps that many images of each class.
 
     Args:
         spec: which dataset, split, subset and normalization.
@@ -158,6 +161,9 @@ def load(
     src = get_source(spec.dataset)
     train_raw, train_labels, test_raw, test_labels = _read_raw(src, locate(spec.dataset, data_dir, download))
     val_index, train_index = split_and_thin(train_labels, spec, src.num_classes)
+    test_index = test_subset(test_labels, spec, src.num_classes)
+    if test_index is not None:
+        test_raw, test_labels = test_raw[test_index], test_labels[test_index]
     train_part = train_raw[train_index]
     mean, std = _normalization(spec.normalize, spec.dataset, train_part)
     device = torch.device(device)
@@ -177,4 +183,5 @@ def load(
         dataset=spec.dataset,
         normalize=spec.normalize,
         spec=spec,
+        test_index=None if test_index is None else test_index.to(device),
     )

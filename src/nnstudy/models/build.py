@@ -58,13 +58,15 @@ def build_model(
     model = nn.Sequential(OrderedDict((s.name, s.op.module()) for s in steps))
     for s in steps:
         if isinstance(s.op, (Dense, Conv)):
-            init_weights(model.get_submodule(s.name), spec.init, s.op.then, spec.init_std, spec.init_value)
+            init_weights(model.get_submodule(s.name), spec.init, s.op.then, spec.init_std, spec.init_value,
+                         spec.init_bias)
     return model
 
 
 @torch.no_grad()
 def init_weights(
-    module: nn.Module, init: str, then: str = "relu", std: float = 0.01, value: float = 0.0
+    module: nn.Module, init: str, then: str = "relu", std: float = 0.01, value: float = 0.0,
+    bias_value: float | None = None,
 ) -> None:
     """Initialize one Linear or Conv2d ``module`` in place.
 
@@ -74,7 +76,8 @@ def init_weights(
       follows the layer (√2 for relu and gelu, 5/3 for tanh, 1 for sigmoid and for the final
       classifier, ``then = "identity"``), bias 0.
     * ``normal``: weights ~ N(0, ``std``²), bias 0.
-    * ``constant``: every weight and bias = ``value``.
+    * ``constant``: every weight = ``value``, every bias = ``bias_value`` (None: ``value``), as seed
+      001's ``nn.init.constant_(weight, 1000.0); nn.init.constant_(bias, 10000.0)``.
 
     Raises:
         ValueError: an unknown ``init`` (the spec's validation already rules this out).
@@ -93,4 +96,5 @@ def init_weights(
     else:
         raise ValueError(f"init = {init!r}: allowed: default, xavier, kaiming, normal, constant")
     if bias is not None:
-        nn.init.constant_(bias, value if init == "constant" else 0.0)
+        b = (value if bias_value is None else bias_value) if init == "constant" else 0.0
+        nn.init.constant_(bias, b)

@@ -145,12 +145,12 @@ def study_context(spec: Any) -> analysis.StudyContext:
         base = _flatten(spec.run_spec(arms[0], {}, seed=0, final=True).model_dump(mode="json"))
     except ValueError:  # the base values alone need not form a valid run (a nuisance key may be required)
         base = _flatten(spec.base)
-    scientific = list(spec.scientific)
+    scientific = spec.scientific_keys()
     base = {k: v for k, v in base.items() if not any(k == s or k.startswith(s + ".") for s in scientific)}
     return analysis.StudyContext(
         metric=spec.study.metric,
         direction="max" if spec.study.maximize else "min",
-        scientific={k: list(v) for k, v in spec.scientific.items()},
+        scientific=spec.axes(),
         nuisance=nuisance,
         base=base,
         seeds=spec.study.seeds,
@@ -164,7 +164,7 @@ def arm_axis(spec: Any) -> ArmAxis:
     from nnstudy.study.spec import render_value
 
     arms = spec.arms()
-    keys = list(spec.scientific)
+    keys = list(spec.axes())
     if len(keys) != 1:
         return ArmAxis("arm", {a.label: float(i) for i, a in enumerate(arms)}, {a.label: a.label for a in arms},
                        numeric=False, log=False)

@@ -44,7 +44,7 @@ def planned_records(plans: Sequence[ArmPlan], by_id: dict[str, Record]) -> list[
 
 
 def _keys(spec: StudySpec) -> list[str]:
-    return list(spec.scientific) + (list(spec.nuisance.params) if spec.nuisance else [])
+    return spec.scientific_keys() + (list(spec.nuisance.params) if spec.nuisance else [])
 
 
 def results_frame(spec: StudySpec, rows: Sequence[tuple[PlannedRun, Record]]) -> pd.DataFrame:

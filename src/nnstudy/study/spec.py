@@ -6,6 +6,8 @@ A study file is TOML with five tables::
     [data]        DataSpec fields (one validation split for the whole study)
     [base]        RunSpec fields, except data, seed, test, threads, save_weights
     [scientific]  "dotted.key" = [values...]     one arm per element of the product, in file order
+    [scientific.zip]  "dotted.key" = [values...]  lists of one length whose values move together: one
+                                 axis of the product (seed 000's batch size with its training set size)
     [nuisance]    "dotted.key" = { log = [lo, hi] } | { uniform = [lo, hi] } | { int = [lo, hi] }
                                  | { choice = [...] };  trials, sampler, pruner, seed, parallel
 
@@ -247,7 +249,36 @@ class StudySpec(_Spec):
     data: DataSpec = Field(default_factory=DataSpec)
     base: dict[str, Any] = Field(default_factory=dict)
     scientific: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    #: ``[scientific.zip]``: keys whose i-th values go together, one axis of the product after the others.
+    zipped: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     nuisance: NuisanceSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zip_table(cls, raw: Any) -> Any:
+        """``[scientific.zip]`` is read into ``zipped`` (a study file has no top-level ``zipped``)."""
+        if not isinstance(raw, Mapping):
+            return raw
+        if "zipped" in raw:
+            raise ValueError("zipped: unknown table; write [scientific.zip]")
+        sci = raw.get("scientific")
+        if isinstance(sci, Mapping) and "zip" in sci:
+            rest = {k: v for k, v in sci.items() if k != "zip"}
+            return {**raw, "scientific": rest, "zipped": sci["zip"]}
+        return raw
+
+    def scientific_keys(self) -> list[str]:
+        """Every scientific key: the product's, then the zipped ones."""
+        return [*self.scientific, *self.zipped]
+
+    def axes(self) -> dict[str, list[Any]]:
+        """The compared keys and their values, one entry per axis of the product: a zip is its first
+        key (the others ride along); what the analysis and the figures lay the arms out by."""
+        out = {k: list(v) for k, v in self.scientific.items()}
+        if self.zipped:
+            first = next(iter(self.zipped))
+            out[first] = list(self.zipped[first])
+        return out
 
     _source: str = PrivateAttr("")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -273,10 +304,20 @@ class StudySpec(_Spec):
         return self.study.name
 
     def arms(self) -> list[Arm]:
-        """One arm per element of the product of the scientific lists, in file order."""
-        keys = list(self.scientific)
-        combos = itertools.product(*self.scientific.values()) if keys else [()]
-        return [Arm(i, dict(zip(keys, values, strict=True))) for i, values in enumerate(combos)]
+        """One arm per element of the product of the scientific lists, in file order; a
+        ``[scientific.zip]`` is one more axis whose i-th element sets every zipped key's i-th value."""
+        keys, axes = list(self.scientific), list(self.scientific.values())
+        if self.zipped:
+            keys.append(tuple(self.zipped))
+            axes.append(list(zip(*self.zipped.values(), strict=True)))
+        combos = itertools.product(*axes) if keys else [()]
+        arms = []
+        for i, values in enumerate(combos):
+            chosen: dict[str, Any] = {}
+            for key, value in zip(keys, values, strict=True):
+                chosen.update(zip(key, value, strict=True) if isinstance(key, tuple) else [(key, value)])
+            arms.append(Arm(i, chosen))
+        return arms
 
     @property
     def trials(self) -> int:
@@ -361,7 +402,12 @@ def apply_study_overrides(raw: Mapping[str, Any], items: Sequence[tuple[str, Any
         if table in ("scientific", "nuisance") and rest:
             if not isinstance(out.setdefault(table, {}), dict):
                 raise SpecError(f"{source}: --set {key}: {table} is not a table")
-            out[table][rest.strip('"')] = value
+            node = out[table]
+            if table == "scientific" and rest.startswith("zip."):  # scientific.zip.batch_size=[...]
+                node, rest = node.setdefault("zip", {}), rest[4:]
+                if not isinstance(node, dict):
+                    raise SpecError(f"{source}: --set {key}: scientific.zip is not a table")
+            node[rest.strip('"')] = value
         else:
             out = apply_overrides(out, {key: value}, source=f"{source}: --set")
     return out
@@ -376,6 +422,8 @@ def _study_key(loc: tuple[Any, ...]) -> str:
     if not loc:
         return "(top level)"
     head, rest = str(loc[0]), list(loc[1:])
+    if head == "zipped":
+        return "scientific.zip" + (f".{_quote(str(rest[0]))}" if rest else "")
     if head in ("scientific", "nuisance") and rest:
         if head == "nuisance" and rest[0] == "params":
             rest = rest[1:]
@@ -408,6 +456,7 @@ def _check(spec: StudySpec, source: str) -> None:
     """What pydantic cannot see in one table: reserved and overlapping keys, the metric against the
     split, grid sizes, and every arm's RunSpec and model at every bound of the search space."""
     tables = [("base", k) for k in spec.base] + [("scientific", k) for k in spec.scientific]
+    tables += [("scientific.zip", k) for k in spec.zipped]
     tables += [("nuisance", k) for k in (spec.nuisance.params if spec.nuisance else {})]
     for table, key in tables:
         root = key.split(".")[0]
@@ -415,7 +464,15 @@ def _check(spec: StudySpec, source: str) -> None:
             raise SpecError(f"{source}: {table}.{_quote(key)}: {RESERVED[root]}")
         if table == "base" and root == "data":
             raise SpecError(f"{source}: base.data: put data settings in the [data] table")
-    sci, nui = list(spec.scientific), list(spec.nuisance.params) if spec.nuisance else []
+    lengths = {k: len(v) for k, v in spec.zipped.items()}
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise SpecError(f"{source}: scientific.zip: its lists move together, so they need one length ({listed})")
+    for k in spec.zipped:
+        if k in spec.scientific:
+            raise SpecError(f"{source}: scientific.zip.{_quote(k)}: also a key of [scientific]; "
+                            "a key is one or the other")
+    sci, nui = spec.scientific_keys(), list(spec.nuisance.params) if spec.nuisance else []
     for a, b in itertools.product(sci, nui):
         if a == b or a.startswith(b + ".") or b.startswith(a + "."):
             raise SpecError(f"{source}: nuisance.{_quote(b)}: also a scientific key ({a}); a key is one or the other")
@@ -474,8 +531,9 @@ def _check_runs(spec: StudySpec, source: str) -> None:
             if nkey is None:
                 other = seen.setdefault(run.identity(), arm.label)
                 if other != arm.label:
-                    key = _quote(next(iter(spec.scientific)))
-                    raise SpecError(f"{source}: scientific.{key}: arms {other!r} and {arm.label!r} are the same runs")
+                    first = next(iter(spec.scientific), None)
+                    key = f"scientific.{_quote(first)}" if first else "scientific.zip"
+                    raise SpecError(f"{source}: {key}: arms {other!r} and {arm.label!r} are the same runs")
 
 
 def _blame(spec: StudySpec, key: str, nuisance_key: str | None, message: str) -> str:
@@ -489,6 +547,9 @@ def _blame(spec: StudySpec, key: str, nuisance_key: str | None, message: str) ->
     hit = next((k for k in spec.scientific if covers(k)), None)
     if hit is not None:
         return f"scientific.{_quote(hit)}: {message}"
+    hit = next((k for k in spec.zipped if covers(k)), None)
+    if hit is not None:
+        return f"scientific.zip.{_quote(hit)}: {message}"
     if nuisance_key is not None:
         return f"nuisance.{_quote(nuisance_key)}: {message}"
     return message if key.startswith("data.") else f"base.{message}"
