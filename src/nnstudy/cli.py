@@ -160,16 +160,20 @@ def train_command(
     Example: nnstudy train --model mlp --hidden 300 --optimizer adam --lr 1e-3 --batch-size 64
     --epochs 10 --test --out runs/mlp300
     """
+    from nnstudy._paths import check_folder
     from nnstudy.data import load
+    from nnstudy.errors import path_errors
     from nnstudy.report.run import write_run_folder
     from nnstudy.train import train
 
     spec = spec_from_flags(config, sets, flags)
-    data = load(spec.data, data_dir=str(data_dir) if data_dir else None)  # fails before anything is written
     out = out or Path("runs") / "train" / spec.identity()
+    check_folder(out, "--out")  # a file there, or no permission: said now, not after training
+    data = load(spec.data, data_dir=str(data_dir) if data_dir else None)  # fails before anything is written
     with _TrainProgress(spec, quiet) as progress:
         result = train(spec, data, callback=progress.callback)
-    write_run_folder(result, data, out)
+    with path_errors(out):
+        write_run_folder(result, data, out)
     console.print(_results_table(result))
     if result.diverged:
         console.print(f"[bold red]diverged[/] at epoch {len(result.history)} (loss above {spec.max_loss:g} or NaN)")

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
+from nnstudy._types import FiniteFloat, Int, PosInt
 from nnstudy.errors import SpecError
 
 if sys.version_info >= (3, 11):
@@ -41,6 +42,8 @@ __all__ = [
     "BudgetSpec",
     "RunSpec",
     "load_toml",
+    "parse_toml",
+    "read_text",
     "load_run_spec",
     "apply_overrides",
     "parse_override",
@@ -51,8 +54,7 @@ __all__ = [
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "identity"]
 Init = Literal["default", "xavier", "kaiming", "normal", "constant"]
-PosInt = Annotated[int, Field(gt=0)]
-Prob = Annotated[float, Field(ge=0.0, lt=1.0)]
+Prob = Annotated[FiniteFloat, Field(ge=0.0, lt=1.0)]
 
 
 class _Spec(BaseModel):
@@ -79,12 +81,12 @@ class DataSpec(_Spec):
     """
 
     dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "mnist"
-    validation: float = Field(0.1, ge=0.0, lt=1.0, description="fraction of the training file held out")
+    validation: FiniteFloat = Field(0.1, ge=0.0, lt=1.0, description="fraction of the training file held out")
     split: Literal["stratified", "random", "last"] = Field(
         "stratified", description="how the validation split is drawn: stratified, random (unstratified), last")
-    split_seed: int = Field(0, ge=0, description="seed of the validation split and of random subsets")
+    split_seed: Int = Field(0, ge=0, description="seed of the validation split and of random subsets")
     per_class: PosInt | None = Field(None, description="keep this many training images of each class")
-    fraction: float | None = Field(None, gt=0.0, le=1.0, description="keep this fraction (stratified)")
+    fraction: FiniteFloat | None = Field(None, gt=0.0, le=1.0, description="keep this fraction (stratified)")
     limit: PosInt | None = Field(None, description="keep at most this many training images")
     select: Literal["random", "first"] = Field(
         "random", description="which images a subset keeps: a seeded random choice, or the first in file order")
@@ -98,9 +100,11 @@ class DataSpec(_Spec):
 class _ModelBase(_Spec):
     activation: Activation = "relu"
     init: Init = Field("default", description="weight initialization of every linear/conv layer")
-    init_std: float = Field(0.01, gt=0.0, description="standard deviation for init='normal'")
-    init_value: float = Field(0.0, description="value of every weight for init='constant' (and bias, see init_bias)")
-    init_bias: float | None = Field(None, description="value of every bias for init='constant' (None: init_value)")
+    init_std: FiniteFloat = Field(0.01, gt=0.0, description="standard deviation for init='normal'")
+    init_value: FiniteFloat = Field(
+        0.0, description="value of every weight for init='constant' (and bias, see init_bias)")
+    init_bias: FiniteFloat | None = Field(
+        None, description="value of every bias for init='constant' (None: init_value)")
 
 
 class LinearSpec(_ModelBase):
@@ -123,7 +127,7 @@ class MLPSpec(_ModelBase):
     # Under a parameter budget (RunSpec.budget), ``hidden`` is derived from these three:
     shape: Literal["uniform", "decreasing", "increasing", "bottleneck", "diamond"] | None = None
     depth: PosInt | None = Field(None, description="number of hidden layers under budget.params")
-    ratio: float | None = Field(None, gt=0.0, le=1.0, description="width ratio of non-uniform shapes (0.5)")
+    ratio: FiniteFloat | None = Field(None, gt=0.0, le=1.0, description="width ratio of non-uniform shapes (0.5)")
 
     @model_validator(mode="after")
     def _per_layer_lists_match(self) -> MLPSpec:
@@ -194,7 +198,7 @@ class VGG11Spec(_ModelBase):
     """
 
     kind: Literal["vgg11"] = "vgg11"
-    width: float = Field(1.0, gt=0.0, le=4.0)
+    width: FiniteFloat = Field(1.0, gt=0.0, le=4.0)
     batchnorm: bool = True
     head: list[PosInt] = Field(default_factory=lambda: [512, 512])
     dropout: Prob = 0.5
@@ -210,15 +214,15 @@ class OptimSpec(_Spec):
     """Optimizer and its hyperparameters; ``weight_decay`` is L2 (decoupled for adamw)."""
 
     name: Literal["sgd", "adam", "adamw", "rmsprop", "adadelta"] = "sgd"
-    lr: float = Field(0.01, gt=0.0)
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    lr: FiniteFloat = Field(0.01, gt=0.0)
+    momentum: FiniteFloat = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0.0)
-    beta1: float = Field(0.9, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    eps: float = Field(1e-8, gt=0.0)
-    alpha: float = Field(0.99, gt=0.0, lt=1.0, description="rmsprop smoothing constant")
-    rho: float = Field(0.9, gt=0.0, lt=1.0, description="adadelta decay")
+    weight_decay: FiniteFloat = Field(0.0, ge=0.0)
+    beta1: FiniteFloat = Field(0.9, ge=0.0, lt=1.0)
+    beta2: FiniteFloat = Field(0.999, ge=0.0, lt=1.0)
+    eps: FiniteFloat = Field(1e-8, gt=0.0)
+    alpha: FiniteFloat = Field(0.99, gt=0.0, lt=1.0, description="rmsprop smoothing constant")
+    rho: FiniteFloat = Field(0.9, gt=0.0, lt=1.0, description="adadelta decay")
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimSpec:
@@ -240,12 +244,12 @@ class ScheduleSpec(_Spec):
 
     name: Literal["constant", "step", "exponential", "cosine", "onecycle", "plateau"] = "constant"
     step_size: PosInt = 10
-    gamma: float = Field(0.1, gt=0.0, le=1.0)
-    min_lr: float = Field(0.0, ge=0.0)
-    pct_start: float = Field(0.3, gt=0.0, lt=1.0)
-    factor: float = Field(0.1, gt=0.0, lt=1.0)
-    patience: int = Field(2, ge=0)
-    warmup_epochs: float = Field(0.0, ge=0.0)
+    gamma: FiniteFloat = Field(0.1, gt=0.0, le=1.0)
+    min_lr: FiniteFloat = Field(0.0, ge=0.0)
+    pct_start: FiniteFloat = Field(0.3, gt=0.0, lt=1.0)
+    factor: FiniteFloat = Field(0.1, gt=0.0, lt=1.0)
+    patience: Int = Field(2, ge=0)
+    warmup_epochs: FiniteFloat = Field(0.0, ge=0.0)
 
 
 class EarlyStopSpec(_Spec):
@@ -253,7 +257,7 @@ class EarlyStopSpec(_Spec):
 
     metric: Literal["val_loss", "val_accuracy"] = "val_loss"
     patience: PosInt = 3
-    min_delta: float = Field(0.0, ge=0.0)
+    min_delta: FiniteFloat = Field(0.0, ge=0.0)
     restore_best: bool = True
 
 
@@ -285,13 +289,13 @@ class RunSpec(_Spec):
     budget: BudgetSpec | None = None
     batch_size: PosInt | Literal["full"] = 64
     epochs: PosInt = 5
-    seed: int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0)
     train_eval: Literal["running", "full"] = Field(
         "running",
         description="running: mean over the epoch's batches (Keras); full: whole split in eval mode",
     )
     test: bool = Field(False, description="evaluate on the test set (final runs only)")
-    max_loss: float = Field(1e3, gt=0.0, description="a training loss above this marks divergence")
+    max_loss: FiniteFloat = Field(1e3, gt=0.0, description="a training loss above this marks divergence")
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: PosInt | None = Field(None, description="torch intra-op threads; None leaves torch's")
@@ -494,6 +498,15 @@ def _user_key(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in TOML: ``true``, not Python's ``True``; others by ``repr``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return repr(value)
+
+
 def spec_error(err: ValidationError, source: str = "") -> SpecError:
     """One line from a pydantic error: ``source: key = value: what is allowed``."""
     errors = err.errors()
@@ -509,7 +522,7 @@ def spec_error(err: ValidationError, source: str = "") -> SpecError:
     same_key = [e for e in errors if _user_key(e["loc"]) == key]
     if len(same_key) > 1:  # a union: say every alternative
         msg = "; or ".join(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in same_key))
-    shown = "" if first["type"] in {"missing", "model_type"} or isinstance(value, dict) else f" = {value!r}"
+    shown = "" if first["type"] in {"missing", "model_type"} or isinstance(value, dict) else f" = {_shown(value)}"
     where = f"{source}: " if source else ""
     rest = len({_user_key(e["loc"]) for e in errors}) - 1
     more = f" (and {rest} more)" if rest else ""
@@ -518,19 +531,47 @@ def spec_error(err: ValidationError, source: str = "") -> SpecError:
     return SpecError(f"{where}{key}{shown}: {msg}{more}")
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file; a missing file or a syntax error is a ``SpecError`` naming the file."""
+#: The largest spec file read (run config or study file), and why: a study file is copied into its
+#: database and both reports; the ones in studies/ are under 2 KB.
+MAX_FILE_BYTES = 1 << 20
+
+
+def read_text(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """A spec file's text; every way it cannot be had is a ``SpecError`` naming the file: missing, a
+    folder, unreadable, larger than ``max_bytes``, not UTF-8."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:
+            data = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise SpecError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{p}: is a folder, not a TOML file") from None
     except OSError as e:
-        raise SpecError(f"{p}: cannot read: {e.strerror}") from None
+        raise SpecError(f"{p}: cannot read: {e.strerror or e}") from None
+    if len(data) > max_bytes:
+        raise SpecError(f"{p}: larger than {max_bytes >> 10} KiB: a spec file is copied into the study's "
+                        "database and both reports (a real one is a few KB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{p}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                        "TOML files are UTF-8") from None
+
+
+def parse_toml(text: str, source: str | Path) -> dict[str, Any]:
+    """TOML text as a dict; a syntax error (or nesting too deep to read) is a ``SpecError``."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{p}: malformed TOML: {e}") from None
+        raise SpecError(f"{source}: malformed TOML: {e}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: malformed TOML: arrays or tables nested too deeply") from None
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file (``read_text``, ``parse_toml``): every problem is a ``SpecError`` naming it."""
+    return parse_toml(read_text(path), path)
 
 
 def load_run_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunSpec:

@@ -132,3 +132,19 @@ def test_nnstudy_run_refuses_a_users_report_before_training(tmp_path, capsys, mn
     code, _, err = _cli(capsys, "run", str(study), "--dir", str(folder), "--data-dir", str(mnist_dir))
     _one_line_refusal(code, err, str(folder / "report.html"), "--force")
     assert sorted(p.name for p in folder.iterdir()) == ["report.html"]  # no study.db: nothing trained
+
+
+@pytest.mark.parametrize("weights", [b"", bytes(range(256)) * 40], ids=["empty", "random bytes"])
+def test_corrupt_weights_are_noted_and_the_report_carries_on(studies, mnist_dir, tmp_path, capsys, weights):
+    import shutil
+
+    folder = tmp_path / "study"
+    shutil.copytree(studies("same-config").folder, folder)
+    for pt in (folder / "runs").glob("*.pt"):
+        pt.write_bytes(weights)
+    code, stdout, err = _cli(capsys, "report", str(folder), "--data-dir", str(mnist_dir))
+    assert code == 0, err
+    md = (folder / "report.md").read_text()
+    assert "the best run could not be evaluated on the test set" in md and "cannot read the weights of run" in md
+    assert "corrupt, empty or not a weights file" in md
+    assert not (folder / "figures" / "gallery.png").exists() and (folder / "figures" / "scores.png").exists()

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from nnstudy._paths import check_folder
 from nnstudy.analysis import Check, Finding
 from nnstudy.analysis.stats import N_BOOT
 from nnstudy.report import figures as _figures
@@ -122,3 +123,6 @@ def check_report_folder(folder: str | Path, force: bool = False) -> None:
     writing anything: what ``nnstudy run`` checks before it trains."""
     rels = [*DOCUMENTS, *(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in ("png", "svg"))]
     ReportFiles(folder, force=force).check(rels)
+    check_folder(folder)
+    if Path(folder, "figures").is_dir():
+        check_folder(Path(folder, "figures"))

@@ -107,11 +107,15 @@ class Study:
         run = RunSpec.model_validate(best.spec)
         model = build_model(run.model, input_shape=tuple(best.input_shape), num_classes=best.num_classes)
         path = self.folder / "runs" / best.weights
-        try:
+        try:  # a weights file is the user's disk's: any failure to read it is one line, never a traceback
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as e:
-            raise StoreError(f"{path}: cannot read the weights of run {best.run}: {e}") from None
-        model.load_state_dict(state)
+            model.load_state_dict(state)
+        except FileNotFoundError:
+            raise StoreError(f"{path}: the weights of run {best.run} are missing") from None
+        except Exception as e:  # noqa: BLE001 (torch raises UnpicklingError, EOFError, RuntimeError, KeyError, ...)
+            reason = (str(e).strip().splitlines() or [""])[0] or type(e).__name__
+            raise StoreError(f"{path}: cannot read the weights of run {best.run} (corrupt, empty or not a weights "
+                             f"file): {type(e).__name__}: {reason}") from None
         return model.eval()
 
     def __repr__(self) -> str:

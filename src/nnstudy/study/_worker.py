@@ -10,8 +10,10 @@ pipe until told to stop, reporting epochs back for the progress display.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
 import signal
 import time
 import traceback
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nnstudy.errors import PathError, os_error
 from nnstudy.spec import DataSpec, RunSpec
 
 __all__ = ["execute", "worker_main", "remember_splits"]
@@ -157,7 +160,10 @@ def _outcome(run: _RunState, result: Any, data: Any, seconds: float, packed: int
             n_params=result.params, train_seconds=result.train_seconds, environment=result.environment,
         )
         if run.weights and result.state_dict is not None:
-            out["weights"] = _save_weights(result.state_dict, Path(run.weights))
+            try:
+                out["weights"] = _save_weights(result.state_dict, Path(run.weights))
+            except PathError as e:  # the runner stops with this line; the run, not stored, trains again on resume
+                return {"fatal": str(e)}
     else:  # a run that raises is a failed run; the study goes on
         out.update(error=f"{type(result).__name__}: {result}".splitlines()[0],
                    traceback="".join(traceback.format_exception(type(result), result, result.__traceback__)),
@@ -174,10 +180,19 @@ def _save_weights(state: dict[str, Any], path: Path) -> str:
     """Write atomically (a killed process leaves no half file under the final name); returns the name."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch reports a failed write (a full disk) as a RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError):
+            raise os_error(path, e, "cannot write the run's weights") from None
+        full = shutil.disk_usage(path.parent).free < 1 << 20 if path.parent.is_dir() else False
+        reason = "the disk is full" if full else "the write failed"
+        raise PathError(f"{path}: cannot write the run's weights: {reason} ({str(e).splitlines()[0]})") from None
     return path.name
 
 

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import multiprocessing as mp
@@ -41,7 +42,8 @@ from typing import Any
 
 from rich.console import Console
 
-from nnstudy.errors import SpecError
+from nnstudy._paths import check_folder
+from nnstudy.errors import PathError, SpecError, path_errors
 from nnstudy.spec import DataSpec, dump_toml
 from nnstudy.study import _worker
 from nnstudy.study.design import ArmPlan, PlannedRun, intermediate_values, metric_value, optuna_params, plan_arms
@@ -102,11 +104,13 @@ def run_study(
     workers = workers or default_workers(spec)
     if workers > 1:
         _Pool.start_server()  # its imports overlap the data loading and the store replay below
+    check_folder(folder, "the study folder")  # a file there, or no permission: one line, nothing written
     n_train = _preload(spec, data_dir)
     fresh = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    with path_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
     try:
-        with FolderLock(folder):
+        with path_errors(folder), FolderLock(folder):
             store = Store(storage or default_url(folder), create=True)
             store.save_study(spec, spec.text)
             fresh = False  # from here on the folder holds a study, even if interrupted
@@ -115,9 +119,13 @@ def run_study(
                 tmp.unlink()
             runner = _Runner(spec, folder, store, workers, data_dir, console, quiet, n_train)
             try:
-                return runner.run(t0)
-            finally:
-                runner.write_results()
+                summary = runner.run(t0)
+            except BaseException:
+                with contextlib.suppress(OSError):  # the error under way says more than a second one
+                    runner.write_results()
+                raise
+            runner.write_results()
+            return summary
     except BaseException:
         if fresh:  # nothing of a study was written: leave no empty folder behind
             shutil.rmtree(folder, ignore_errors=True)
@@ -254,6 +262,8 @@ class _Runner:
 
     def _store(self, run: PlannedRun, out: dict[str, Any]) -> None:
         """Write one result now, as the store will give it back (so a resumed replay sees the same)."""
+        if out.get("fatal"):  # the machine, not the run, failed (a full disk): stop; the run is not stored
+            raise PathError(out["fatal"])
         env = dict(out.pop("environment", None) or {})
         env.update(host=platform.node(), optuna=_optuna_version())
         rec = Record(run=run.identity, arm=run.arm.label, phase=run.phase, slot=run.slot, stage=run.stage,

@@ -30,8 +30,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
+from nnstudy._types import FiniteFloat, Int, NonNegInt, PosInt
 from nnstudy.errors import SpecError
-from nnstudy.spec import LIST_KEYS, DataSpec, RunSpec, _user_key, apply_overrides, load_toml, spec_error
+from nnstudy.spec import (
+    LIST_KEYS,
+    DataSpec,
+    RunSpec,
+    _user_key,
+    apply_overrides,
+    parse_toml,
+    read_text,
+    spec_error,
+)
 
 __all__ = [
     "METRICS",
@@ -53,6 +63,11 @@ __all__ = [
 METRICS: dict[str, bool] = {"val_accuracy": True, "val_loss": False, "train_accuracy": True, "train_loss": False}
 TABLES = ("study", "data", "base", "scientific", "nuisance")
 NUISANCE_SETTINGS = ("trials", "sampler", "pruner", "seed", "parallel", "slice")
+#: The most runs one study's design may hold, and why: the whole design is planned in memory before a
+#: run trains, and every run is a row in the store.
+MAX_RUNS = 100_000
+#: The most torch threads per run: more threads than a machine has cores only slow a run down.
+MAX_THREADS = 1024
 #: RunSpec keys the study sets itself, and why a study file may not.
 RESERVED = {
     "seed": "run seeds are set by study.seeds (final runs) and nuisance.seed (tuning runs)",
@@ -74,13 +89,13 @@ class StudySection(_Spec):
     question: str = ""
     metric: Literal["val_accuracy", "val_loss", "train_accuracy", "train_loss"] = "val_accuracy"
     # 3: the fewest that give a mean and a spread; the report says when too few to separate arms.
-    seeds: int = Field(3, gt=0, description="final runs per arm, with seeds 0 .. seeds-1 in every arm")
+    seeds: PosInt = Field(3, description="final runs per arm, with seeds 0 .. seeds-1 in every arm")
     # 1: float results depend on the intra-op thread count (measured: 1 vs 2 threads differ in the last
     # bits of the weights), so it is a property of the study, not of --workers; one thread per process
     # and one process per core is also the fastest layout for small models (DESIGN.md §9).
-    threads: int = Field(1, gt=0, description="torch threads of every run")
-    max_runs: int | None = Field(None, gt=0, description="stop once the store holds this many runs")
-    max_minutes: float | None = Field(None, gt=0, description="stop dispatching after this long (per invocation)")
+    threads: PosInt = Field(1, description="torch threads of every run")
+    max_runs: PosInt | None = Field(None, description="stop once the store holds this many runs")
+    max_minutes: FiniteFloat | None = Field(None, gt=0, description="stop dispatching after this long (per invocation)")
     # strict: a TOML boolean only ("yes" or 1 is a mistake worth one line, not a guess)
     pack: bool = Field(True, strict=True, description="train same-shape runs as one packed program (same numbers)")
 
@@ -95,7 +110,7 @@ class StudySection(_Spec):
 class _Range(_Spec):
     """A numeric range ``[lo, hi]``; ``points`` makes it a grid of that many values (sampler grid)."""
 
-    points: int | None = Field(None, ge=2, description="grid sampler: this many values, ends included")
+    points: Int | None = Field(None, ge=2, description="grid sampler: this many values, ends included")
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -106,6 +121,8 @@ class _Range(_Spec):
         lo, hi = self.bounds
         if not lo < hi:
             raise ValueError(f"range [{lo}, {hi}]: needs lo < hi")
+        if not math.isfinite(hi - lo):
+            raise ValueError(f"range [{lo}, {hi}]: too wide (hi - lo is not a finite float)")
         return self
 
     def check_values(self) -> list[Any]:
@@ -116,7 +133,7 @@ class _Range(_Spec):
 class LogRange(_Range):
     """``{ log = [lo, hi] }``: sampled uniformly in log space; ``0 < lo < hi``."""
 
-    log: tuple[float, float]
+    log: tuple[FiniteFloat, FiniteFloat]
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -138,7 +155,7 @@ class LogRange(_Range):
 class UniformRange(_Range):
     """``{ uniform = [lo, hi] }``: sampled uniformly."""
 
-    uniform: tuple[float, float]
+    uniform: tuple[FiniteFloat, FiniteFloat]
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -154,7 +171,7 @@ class UniformRange(_Range):
 class IntRange(_Spec):
     """``{ int = [lo, hi] }``: an integer in ``lo..hi``, both included."""
 
-    int_: tuple[int, int] = Field(alias="int")
+    int_: tuple[Int, Int] = Field(alias="int")
 
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
@@ -217,11 +234,11 @@ class NuisanceSpec(_Spec):
     """
 
     params: dict[str, Distribution] = Field(min_length=1)
-    trials: int | None = Field(None, gt=0, description="tuning runs per arm (grid: default all points)")
+    trials: PosInt | None = Field(None, description="tuning runs per arm (grid: default all points)")
     sampler: Literal["grid", "random", "qmc", "tpe"] = "tpe"
     pruner: Literal["none", "median", "asha"] = "none"
-    seed: int = Field(1000, ge=0)
-    parallel: int = Field(4, gt=0)
+    seed: NonNegInt = 1000
+    parallel: PosInt = 4
     slice: bool = Field(True, description="also run every arm untuned, at the base values, with the final seeds")
 
     @model_validator(mode="before")
@@ -381,14 +398,15 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | Sequence[tuple[s
     """
     source = str(path)
     items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
-    raw = apply_study_overrides(load_toml(path), items, source)
+    text = read_text(path)
+    raw = apply_study_overrides(parse_toml(text, path), items, source)
     if items:
         source += " with --set " + " ".join(f"{k}={json.dumps(v)}" for k, v in items)
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as e:
         raise _study_error(e, source) from None
-    spec._source, spec._raw, spec._text = source, raw, Path(path).read_text(encoding="utf-8")
+    spec._source, spec._raw, spec._text = source, raw, text
     _check(spec, source)
     return spec
 
@@ -453,8 +471,10 @@ def _show(value: Any) -> str:
 
 
 def _check(spec: StudySpec, source: str) -> None:
-    """What pydantic cannot see in one table: reserved and overlapping keys, the metric against the
-    split, grid sizes, and every arm's RunSpec and model at every bound of the search space."""
+    """What pydantic cannot see in one table: the study's size, reserved and overlapping keys, the
+    metric against the split, grid sizes, every arm's RunSpec and model at every bound of the search
+    space, and the sampler's first round."""
+    _check_size(spec, source)
     tables = [("base", k) for k in spec.base] + [("scientific", k) for k in spec.scientific]
     tables += [("scientific.zip", k) for k in spec.zipped]
     tables += [("nuisance", k) for k in (spec.nuisance.params if spec.nuisance else {})]
@@ -482,6 +502,52 @@ def _check(spec: StudySpec, source: str) -> None:
     if spec.nuisance is not None:
         _check_nuisance(spec, spec.nuisance, source)
     _check_runs(spec, source)
+
+
+def _grid_length(d: Any) -> int | None:
+    """How many values a search space has on a grid (None: a range without ``points``), by arithmetic:
+    nothing is listed, so a huge range costs nothing to refuse."""
+    if isinstance(d, Choice):
+        return len(d.choice)
+    if isinstance(d, IntRange):
+        return d.int_[1] - d.int_[0] + 1
+    return d.points
+
+
+def _check_size(spec: StudySpec, source: str) -> None:
+    """Refuse a design too large to plan (``MAX_RUNS``) before any of it is listed, naming the key."""
+    s, n = spec.study, spec.nuisance
+    if s.threads > MAX_THREADS:
+        raise SpecError(f"{source}: study.threads = {s.threads}: at most {MAX_THREADS}; more threads than "
+                        "cores only slow a run down")
+    arms = math.prod(len(v) for v in spec.scientific.values())
+    arms *= len(next(iter(spec.zipped.values()))) if spec.zipped else 1
+    trials = 0
+    if n is not None:
+        if n.sampler == "grid":
+            for key, d in n.params.items():
+                length = _grid_length(d)
+                if length is not None and length > MAX_RUNS:
+                    raise SpecError(f"{source}: nuisance.{_quote(key)}: a grid of {length:,} values; at most "
+                                    f"{MAX_RUNS:,} runs in a study (the design is planned in memory)")
+            lengths = [_grid_length(d) for d in n.params.values()]
+            grid = math.prod(x for x in lengths if x is not None)
+            trials = n.trials if n.trials is not None else grid
+        else:
+            trials = n.trials or 0
+    finals = s.seeds * (2 if n is not None and n.slice else 1)
+    total = arms * (trials + finals)
+    if total > MAX_RUNS:
+        if arms >= trials + finals:  # name the factor that makes it large
+            key = f"scientific: {arms:,} arms"
+        elif trials >= finals:
+            key = f"nuisance.trials = {trials}"
+        else:
+            key = f"study.seeds = {s.seeds}"
+        slice_ = " (finals and the untuned slice)" if n is not None and n.slice else ""
+        raise SpecError(f"{source}: {key}: the design would have {total:,} runs ({arms:,} arms × ({trials:,} "
+                        f"tuning + {finals:,} seeded{slice_})); at most {MAX_RUNS:,}: the whole design is planned "
+                        "in memory before a run trains, and every run is a row in the store")
 
 
 def _check_nuisance(spec: StudySpec, n: NuisanceSpec, source: str) -> None:
@@ -516,8 +582,9 @@ def _check_runs(spec: StudySpec, source: str) -> None:
     first = {k: d.check_values()[0] for k, d in params.items()}
     variants = [(None, first)] + [(k, {**first, k: v}) for k, d in params.items() for v in d.check_values()[1:]]
     classes = get_source(spec.data.dataset).num_classes
-    seen: dict[str, str] = {}
+    seen: dict[str, Arm] = {}
     for arm in spec.arms():
+        tried: dict[str, dict[str, Any]] = {}  # this arm's runs at the bounds: identity → nuisance values
         for nkey, values in variants:
             try:
                 run = spec.run_spec(arm, values, seed=0, final=True)
@@ -529,11 +596,37 @@ def _check_runs(spec: StudySpec, source: str) -> None:
             except SpecError as e:
                 raise SpecError(f"{source}: {_blame(spec, 'model', nkey, f'arm {arm.label}: {e}')}") from None
             if nkey is None:
-                other = seen.setdefault(run.identity(), arm.label)
-                if other != arm.label:
-                    first = next(iter(spec.scientific), None)
-                    key = f"scientific.{_quote(first)}" if first else "scientific.zip"
-                    raise SpecError(f"{source}: {key}: arms {other!r} and {arm.label!r} are the same runs")
+                other = seen.setdefault(run.identity(), arm)
+                if other is not arm:
+                    raise SpecError(f"{source}: {_same_arms(spec, other, arm)}")
+            elif arm.index == 0:
+                earlier = tried.get(run.identity())
+                if earlier is not None:
+                    shown = ", ".join(render_value(v) for v in (earlier[nkey], values[nkey]))
+                    raise SpecError(f"{source}: nuisance.{_quote(nkey)}: values {shown} give the same run "
+                                    "(a value listed twice, or one a run does not see); each must differ")
+            tried.setdefault(run.identity(), values)
+
+
+def _same_arms(spec: StudySpec, a: Arm, b: Arm) -> str:
+    """``scientific.key: ...`` for two arms whose runs are the same: the axis whose list holds them at
+    different places (a value listed twice, ``[32, 32]``; or two a run reads as one, ``[0.1, 0.10]``)."""
+    axes = [(f"scientific.{_quote(k)}", list(v)) for k, v in spec.scientific.items()]
+    if spec.zipped:
+        axes.append(("scientific.zip", [dict(zip(spec.zipped, t, strict=True))
+                                         for t in zip(*spec.zipped.values(), strict=True)]))
+
+    def places(index: int) -> list[int]:  # itertools.product order: the last axis varies fastest
+        out = []
+        for _, values in reversed(axes):
+            index, place = divmod(index, len(values))
+            out.append(place)
+        return out[::-1]
+
+    key, values, i, j = next((k, v, i, j) for (k, v), i, j in zip(axes, places(a.index), places(b.index), strict=True)
+                             if i != j)
+    return (f"{key}: values {render_value(values[i])} (#{i + 1}) and {render_value(values[j])} (#{j + 1}) give the "
+            f"same runs (arms {a.label!r} and {b.label!r}); each value must differ as a run sees it")
 
 
 def _blame(spec: StudySpec, key: str, nuisance_key: str | None, message: str) -> str:

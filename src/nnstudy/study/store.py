@@ -98,7 +98,7 @@ def default_url(folder: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def _errors(where: str) -> Iterator[None]:
+def _errors(where: str, file: Path | None = None) -> Iterator[None]:
     """Database trouble of any kind (missing, corrupt, unreachable, locked) → one StoreError line."""
     import optuna
     import sqlalchemy.exc
@@ -107,8 +107,54 @@ def _errors(where: str) -> Iterator[None]:
         with quiet_optuna():
             yield
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as e:
-        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
-        raise StoreError(f"{where}: cannot use the study database: {reason}") from None
+        raise store_error(where, e, file) from None
+
+
+#: What a database error means, by the words of its original message (SQLite's, psycopg's).
+_HAPPENED = (
+    ("database or disk is full", "the disk is full"),
+    ("no space left", "the disk is full"),
+    ("disk quota", "the disk quota is used up"),
+    ("readonly database", "the database or its folder is read-only"),
+    ("read-only", "the database or its folder is read-only"),
+    ("unable to open database file", "the database file cannot be opened or created (its folder is missing or "
+                                     "not writable)"),
+    ("no such table", "the database file was deleted or replaced while in use"),
+    ("disk i/o error", "the disk failed to read or write (or the file was deleted while in use)"),
+    ("database is locked", "another process holds the database locked"),
+    ("connection refused", "the database server is unreachable"),
+    ("could not connect", "the database server is unreachable"),
+    ("could not translate host name", "the database server is unreachable"),
+    ("server closed the connection", "the database server closed the connection (stopped or restarted?)"),
+    ("terminating connection", "the database server closed the connection (stopped or restarted?)"),
+    ("connection timeout", "the database server is unreachable"),
+    ("timeout expired", "the database server is unreachable"),
+)
+
+
+def store_error(where: str, err: BaseException, file: Path | None = None) -> StoreError:
+    """One line for a database failure: what happened (disk full, file deleted, server unreachable),
+    then the original error text. Optuna wraps the driver's error in its own ("An exception is raised
+    during the commit ..."), which names none of these: the driver's is found under it. ``file``: the
+    SQLite file, whose absence is then what happened."""
+    original = err
+    seen = set()
+    while original is not None and id(original) not in seen:  # Optuna's wrapper → SQLAlchemy's → the driver's
+        seen.add(id(original))
+        if getattr(original, "orig", None) is not None:
+            original = original.orig
+            break
+        nxt = original.__cause__ or original.__context__
+        if nxt is None:
+            break
+        original = nxt
+    text = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    lower = text.lower()
+    happened = next((h for words, h in _HAPPENED if words in lower), None)
+    if file is not None and not file.exists():
+        happened = "the database file was deleted"
+    said = f"{happened}: {text}" if happened else text
+    return StoreError(f"{where}: cannot use the study database: {said}")
 
 
 class Store:
@@ -120,9 +166,10 @@ class Store:
 
         self.url = url
         self.where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.split("@")[-1]
+        self.file = Path(self.where) if url.startswith("sqlite:///") else None
         if url.startswith("sqlite:///") and not create and not Path(self.where).is_file():
             raise StoreError(f"{self.where}: no study database here (run the study first: nnstudy run STUDY.toml)")
-        with _errors(self.where):
+        with _errors(self.where, self.file):
             # timeout: a reader holding SQLite's lock for a moment must not fail the writer
             kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
             self.storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
@@ -134,7 +181,7 @@ class Store:
         import optuna
 
         if name not in self._ids:
-            with _errors(self.where):
+            with _errors(self.where, self.file):
                 try:
                     self._ids[name] = self.storage.get_study_id_from_name(name)
                 except KeyError:
@@ -159,7 +206,7 @@ class Store:
             "nnstudy:versions": {"nnstudy": nnstudy.__version__, "torch": torch.__version__,
                                  "optuna": optuna.__version__},
         }
-        with _errors(self.where):
+        with _errors(self.where, self.file):
             for k, v in attrs.items():
                 self.storage.set_study_user_attr(sid, k, v)
 
@@ -168,7 +215,7 @@ class Store:
         sid = self._study_id(name, True, create=False)
         if sid is None:
             raise StoreError(f"{self.where}: holds no study named {name!r}")
-        with _errors(self.where):
+        with _errors(self.where, self.file):
             return self.storage.get_study_user_attrs(sid)
 
     # ----------------------------------------------------------------------------------------- runs
@@ -177,7 +224,7 @@ class Store:
         """Every run stored for study ``name``, oldest first."""
         prefix = name + SEP
         out: list[Record] = []
-        with _errors(self.where):
+        with _errors(self.where, self.file):
             for s in self.storage.get_all_studies():
                 if s.study_name.startswith(prefix):
                     self._ids[s.study_name] = s._study_id
@@ -202,7 +249,7 @@ class Store:
             intermediate_values=intermediate,
         )
         sid = self._study_id(SEP.join((name, record.arm, record.phase)), maximize)
-        with _errors(self.where):
+        with _errors(self.where, self.file):
             self.storage.create_new_trial(sid, template_trial=trial)
 
 
