@@ -297,7 +297,7 @@ STORAGE_HELP = "an Optuna storage URL, e.g. postgresql://user@host/db (default: 
 
 @app.command("run")
 def study_run(
-    study: Path = typer.Argument(..., help="the study file (TOML), see docs/studies.md"),
+    studies: list[Path] = typer.Argument(..., help="the study file (TOML), see docs/studies.md; several run in turn"),
     folder: Optional[Path] = typer.Option(None, "--dir", help="study folder (default: runs/<name>)"),  # noqa: UP045
     workers: Optional[int] = typer.Option(  # noqa: UP045
         None, "--workers", help="processes training at once (default: cores / study.threads; 1 on a GPU)"),
@@ -310,17 +310,41 @@ def study_run(
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Run a study, or resume it: only runs not yet in its store are trained. Prints one row per arm.
+    Several study files run one after the other (each validated before any trains), with one summary
+    line per study at the end.
 
-    Example: nnstudy run studies/quickstart.toml --workers 2
+    Example: nnstudy run studies/quickstart.toml --workers 2; nnstudy run studies/notebooks/*.toml
     """
-    from nnstudy.study import Study, load_study, run_study
+    from nnstudy.errors import SpecError
+    from nnstudy.study import load_study
 
-    spec = load_study(study, [parse_override(s) for s in sets or []])
-    folder = folder if folder is not None else Path("runs") / spec.name
+    overrides = [parse_override(s) for s in sets or []]
+    specs = [load_study(s, overrides) for s in studies]
+    if folder is not None and len(specs) > 1:
+        raise SpecError(f"--dir {folder}: names one study's folder; {len(specs)} study files each go to runs/<name>")
+    names = [s.name for s in specs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise SpecError(f"study.name = {twice!r}: in two of the study files; each study needs its own folder")
+    folders = [folder if folder is not None else Path("runs") / s.name for s in specs]
     if report:  # a user's file in the report's way is refused now, not after the study has trained
         from nnstudy.report import check_report_folder
 
-        check_report_folder(folder, force=force)
+        for f in folders:
+            check_report_folder(f, force=force)
+    pairs = zip(specs, folders, strict=True)
+    lines = [_run_one(spec, f, workers, storage, data_dir, quiet, report, force) for spec, f in pairs]
+    if len(lines) > 1:
+        console.print(f"\n{len(lines)} studies:", highlight=False)
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_one(spec: Any, folder: Path, workers: int | None, storage: str | None, data_dir: Path | None,
+             quiet: bool, report: bool, force: bool) -> str:
+    """Run one study as ``nnstudy run`` does; returns its summary line."""
+    from nnstudy.study import Study, run_study
+
     try:
         summary = run_study(spec, folder, workers=workers, storage=storage, data_dir=data_dir,
                             console=console, quiet=quiet)
@@ -342,6 +366,9 @@ def study_run(
     if summary.stopped:
         hint = "raise it (--set study.max_runs=N) and rerun" if "max_runs" in summary.stopped else "rerun"
         console.print(f"stopped by budget ({summary.stopped}): {hint} to continue", style="yellow", soft_wrap=True)
+    stopped = f", stopped by budget ({summary.stopped})" if summary.stopped else ""
+    return (f"{spec.name}: {summary.done} of {summary.total} runs stored ({summary.trained} trained now, "
+            f"{summary.failed} failed; {summary.seconds:.1f} s){stopped} in {summary.folder}")
 
 
 @app.command("status")
@@ -475,7 +502,9 @@ def budget_command(
 
 @app.command("report")
 def report_command(
-    study: Path = typer.Argument(..., help="a study folder, or its study file"),
+    study: Optional[Path] = typer.Argument(None, help="a study folder, or its study file"),  # noqa: UP045
+    all_in: Optional[Path] = typer.Option(  # noqa: UP045
+        None, "--all", file_okay=False, help="every study folder under this folder: each report, and index.html"),
     out: Optional[Path] = typer.Option(  # noqa: UP045
         None, "--out", file_okay=False, help="folder to write the report into (default: the study folder)"),
     storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
@@ -484,10 +513,25 @@ def report_command(
 ):
     """Write a study's report: report.html (self-contained), report.md and figures/*.png, *.svg.
 
-    Prints the findings. Example: nnstudy report runs/batch-size
+    Prints the findings. Example: nnstudy report runs/batch-size; nnstudy report --all runs
     """
+    from nnstudy.errors import SpecError
     from nnstudy.report import StudyReport, check_report_folder
     from nnstudy.study import open_study
+
+    if (study is None) == (all_in is None):
+        raise SpecError("nnstudy report: give a study folder (or file), or --all DIR, not both or neither")
+    if all_in is not None:
+        if out is not None or storage is not None:
+            raise SpecError("--all DIR: writes each report into its own study folder, from its own study.db; "
+                            "--out and --storage are for one study")
+        from nnstudy.report.index import write_all
+
+        index, lines = write_all(all_in, data_dir=data_dir, force=force)
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"index: {index}", markup=False, highlight=False, soft_wrap=True)
+        return
 
     handle = open_study(study, storage)
     check_report_folder(out if out is not None else handle.folder, force=force)  # before the work of computing it

@@ -32,7 +32,7 @@ __all__ = ["MANIFEST", "ReportFiles"]
 
 MANIFEST = ".report-manifest.json"
 #: Paths (relative to the report folder) a manifest may name; anything else in one is ignored.
-_OWNABLE = re.compile(r"^(report\.html|report\.md|figures/[A-Za-z0-9_][A-Za-z0-9_.-]*\.(png|svg))$")
+_OWNABLE = re.compile(r"^(report\.html|report\.md|index\.html|figures/[A-Za-z0-9_][A-Za-z0-9_.-]*\.(png|svg))$")
 
 
 def _read(path: Path) -> bytes | None:
@@ -111,15 +111,16 @@ class ReportFiles:
 
     # ------------------------------------------------------------------------------------- writing
 
-    def write(self, files: dict[str, bytes]) -> None:
+    def write(self, files: dict[str, bytes], prune: bool = True) -> None:
         """Write ``files`` (relative path → bytes); remove the report's own figures it no longer draws;
-        record the new manifest. ``notes`` then says what was left alone."""
+        record the new manifest. ``notes`` then says what was left alone. ``prune=False`` (the index
+        of ``nnstudy report --all``) writes ``files`` alone: no ``figures/``, nothing else removed."""
         rels = list(files)
         bad = [r for r in rels if not _OWNABLE.match(r)]
         assert not bad, f"not a report file: {bad}"
         manifest = self.check(rels)
         try:
-            self.figures.mkdir(parents=True, exist_ok=True)
+            (self.figures if prune else self.folder).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise os_error(self.figures, e) from None
         new = {rel: [_digest(data)] for rel, data in files.items()}
@@ -127,13 +128,17 @@ class ReportFiles:
         self._save({**manifest, **{rel: manifest.get(rel, []) + new[rel] for rel in new}})
         for rel, data in files.items():
             self._replace(self.folder / rel, data)
+        if not prune:
+            self._save({**manifest, **new})
+            return
         for rel in sorted(manifest.keys() - new.keys()):
-            if self._owned(rel, manifest):  # a figure an earlier report drew and this one does not
+            if rel.startswith("figures/") and self._owned(rel, manifest):  # drawn before, not now
                 try:
                     (self.folder / rel).unlink()
                 except OSError as e:
                     raise os_error(self.folder / rel, e, "cannot remove") from None
-        self._save(new)  # a file changed since an earlier report wrote it is someone else's now
+        kept = {rel: h for rel, h in manifest.items() if not rel.startswith("figures/") and rel not in new}
+        self._save({**kept, **new})  # a file changed since an earlier report wrote it is someone else's now
         others = sorted(p.name for p in self._listing() if f"figures/{p.name}" not in new)
         if others:
             shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
