@@ -1,0 +1,133 @@
+"""docs/reproductions.md's generator on a tiny stored study (issue 11, Build item 3)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnstudy.analysis import stats
+from nnstudy.analysis._frame import seed_values
+from nnstudy.study import open_study
+
+STUDY = """
+[study]
+name = "tiny-repro"
+question = "Does a hidden layer beat softmax regression?"
+seeds = 5
+
+[data]
+per_class = 30
+validation = 0.2
+
+[base]
+optimizer = { name = "adam", lr = 0.003 }
+epochs = 2
+
+[scientific]
+model = [{ kind = "linear" }, { kind = "mlp", hidden = [64] }]
+"""
+
+CLAIMS = """
+[[row]]
+study = "tiny-repro"
+seed = "009"
+what = "softmax regression, test accuracy"
+metric = "test_accuracy"
+arm = "model={kind=linear}"
+notebook = 0.5
+claim = "value"
+tolerance = 0.5
+note = "the notebook chose its epochs on the test set"
+
+[[row]]
+study = "tiny-repro"
+seed = "009"
+what = "the MLP against softmax regression"
+metric = "test_accuracy"
+arm = "best"
+claim = "best"
+notebook_arm = "model={kind=linear}"
+
+[[row]]
+study = "never-run"
+seed = "009"
+what = "a question not run here"
+metric = "test_accuracy"
+notebook = 0.9
+claim = "value"
+"""
+
+
+def run(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NNSTUDY_DATA": str(data_dir), "NNSTUDY_NPM": ""}
+    p = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, text=True, capture_output=True, timeout=900)
+    assert p.returncode == 0, p.stderr + p.stdout
+    return p
+
+
+@pytest.mark.slow
+def test_generator_writes_both_numbers_and_what_holds(tmp_path, mnist_dir):
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "tiny-repro.toml").write_text(STUDY)
+    run("nnstudy", "run", "studies/tiny-repro.toml", "--set", "base.epochs=1", "--workers", "1", "--quiet",
+        "--no-report", cwd=tmp_path, data_dir=mnist_dir)
+    (tmp_path / "claims.toml").write_text(CLAIMS)
+    run("nnstudy.report.reproductions", "--runs", "runs", "--claims", "claims.toml", "--studies", "studies",
+        "--out", "repro.md", "--machine", "a test machine", cwd=tmp_path, data_dir=mnist_dir)
+    text = (tmp_path / "repro.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| 009 |")]
+    assert len(rows) == 3
+
+    res = open_study(tmp_path / "runs" / "tiny-repro").results()
+    linear = seed_values(res, "test_accuracy", "model={kind=linear}")
+    mi = stats.mean_interval(linear, bounds=stats.metric_bounds("test_accuracy"))
+    assert len(linear) == 5  # test accuracy from the five final runs only
+    shown = f"{100 * mi.mean:.2f}% [{100 * mi.low:.2f}%, {100 * mi.high:.2f}%] over 5 seeds"
+    assert shown in rows[0] and "| 50.00% |" in rows[0]
+    gap = abs(mi.mean - 0.5)
+    word = "reproduced" if gap <= 0.5 else "not reproduced"
+    said = f"{word}: the notebook's number is {100 * gap:.2f} points from nnstudy's mean (tolerance 50 points)"
+    assert said in rows[0]
+    assert "reduced: base.epochs=1" in rows[0]  # the stored study ran at another size than its file
+    assert "the notebook chose its epochs on the test set" in rows[0]
+
+    best = stats.rank_arms(res, "val_accuracy", "max")[0][0]
+    if best == "model={kind=linear}":
+        assert "holds" in rows[1]
+    else:
+        assert f"does not hold: the best arm on val_accuracy is {best}, not model={{kind=linear}}" in rows[1]
+    assert "none reported" in rows[1]
+
+    assert "not run here (runs/never-run has no stored study)" in rows[2] and "| 90.00% |" in rows[2]
+    seconds = float(res["seconds"].sum())
+    assert f"Machine: a test machine. Compute: {seconds:.1f} s of run wall time over 10 runs in 1 stored study" in text
+    assert stats.VERDICT_RULE in text
+
+
+def test_generator_refuses_a_bad_claims_file_in_one_line(tmp_path, mnist_dir):
+    (tmp_path / "claims.toml").write_text(CLAIMS.replace('claim = "best"', 'claim = "bestest"'))
+    env = {**os.environ, "NNSTUDY_DATA": str(mnist_dir)}
+    p = subprocess.run([sys.executable, "-m", "nnstudy.report.reproductions", "--claims", "claims.toml"],
+                       cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
+    assert p.returncode == 2 and "row[1].claim = 'bestest': allowed: value, best, better, none" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_claims_name_real_arms_of_the_shipped_studies():
+    """docs/reproductions.toml: every question of studies/notebooks/ has a row, and every arm a row
+    names (arm, a, b, notebook_arm) is an arm of that study's design."""
+    from nnstudy.report.reproductions import load_claims
+    from nnstudy.study import load_study
+
+    repo = Path(__file__).parents[2]
+    claims = load_claims(repo / "docs" / "reproductions.toml")
+    shipped = {p.stem for p in (repo / "studies" / "notebooks").glob("*.toml")}
+    assert {c.study for c in claims} == shipped
+    for c in claims:
+        arms = {a.label for a in load_study(repo / "studies" / "notebooks" / f"{c.study}.toml").arms()}
+        for name in (c.arm, c.a, c.b, c.notebook_arm):
+            assert name in (None, "best") or name in arms, (c.study, name)
