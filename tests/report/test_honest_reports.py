@@ -69,3 +69,13 @@ def test_the_verdict_rule_reads_the_same_in_code_and_reports(reports):
 
     docs = (Path(__file__).parents[2] / "docs" / "reports.md").read_text()
     assert VERDICT_RULE in " ".join(docs.split())
+
+
+def test_the_p_matrix_figure_says_all_pairs_not_a_point_interval(reports):
+    from nnstudy.report.study_figures import prob_better_matrix
+
+    c = reports("quickstart").content
+    fig = prob_better_matrix(c.matrix, {}, c.ctx.metric)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "1.00\nall 5 pairs" in texts and "0.00\nall 5 pairs" in texts
+    assert not any("[1.00, 1.00]" in t for t in texts)

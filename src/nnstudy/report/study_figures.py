@@ -232,12 +232,13 @@ def isolation(tuned: pd.DataFrame, tuned_seeds: pd.DataFrame, metric: str, axis:
 
 
 def prob_better_matrix(matrix: pd.DataFrame, labels: dict[str, str], metric: str, name: str = "arm") -> Figure:
-    """P(row arm beats column arm) as a heat map (blue: the row wins), each cell with its interval;
-    bold where a verdict was reached (the interval excludes 0.5 with enough pairs)."""
+    """P(row arm beats column arm) as a heat map (blue: the row wins), each cell with its interval
+    (or "all n pairs" where every pair agreed); bold where a verdict was reached (``VERDICT_RULE``)."""
     arms = list(matrix.index)
     n = len(arms)
     p = matrix["p"].to_numpy(float)
     low, high = matrix["low"].to_numpy(float), matrix["high"].to_numpy(float)
+    pairs = matrix["n_pairs"].to_numpy(float)
     decision = matrix["decision"].to_numpy(object)
     fig = Figure(figsize=(2.2 + 1.45 * n, 1.6 + 1.1 * n), layout="constrained")
     ax = fig.subplots()
@@ -251,7 +252,11 @@ def prob_better_matrix(matrix: pd.DataFrame, labels: dict[str, str], metric: str
                 ax.text(j, i, "—", ha="center", va="center", color="0.5")
                 continue
             decided = decision[i, j] in (A_BETTER, B_BETTER)
-            text = f"{p[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]"
+            n_ij = int(pairs[i, j]) if np.isfinite(pairs[i, j]) else 0
+            # every pair agreed: the bootstrap "interval" is one point by construction; say the count
+            below = (f"all {n_ij} pairs" if fmt.degenerate(low[i, j], high[i, j], n_ij)
+                     else f"[{low[i, j]:.2f}, {high[i, j]:.2f}]")
+            text = f"{p[i, j]:.2f}\n{below}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8, fontweight="bold" if decided else "normal",
                     color="white" if abs(p[i, j] - 0.5) > 0.3 else "black")
     ticks = [labels.get(a, a) for a in arms]
