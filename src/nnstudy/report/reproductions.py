@@ -154,9 +154,10 @@ def _holds(c: Claim, results: pd.DataFrame, metric: str, better: str, arm: str) 
         if mi.n == 0:
             return "not checked: no completed final run"
         gap = abs(mi.mean - c.notebook)
-        unit = " points" if fmt.is_accuracy(c.metric) else ""
-        size = f"{100 * gap:.2f}{unit}" if fmt.is_accuracy(c.metric) else f"{gap:.4g}"
-        tol = f"{100 * c.tolerance:g}{unit}" if fmt.is_accuracy(c.metric) else f"{c.tolerance:g}"
+        acc = fmt.is_accuracy(c.metric)
+        size = f"{100 * gap:.2f} points" if acc else f"{gap:.4g}"
+        tol = (f"{100 * c.tolerance:g} point{'' if 100 * c.tolerance == 1 else 's'}" if acc
+               else f"{c.tolerance:g}")
         word = "reproduced" if gap <= c.tolerance else "not reproduced"
         return f"{word}: the notebook's number is {size} from nnstudy's mean (tolerance {tol})"
     if c.claim == "better":
