@@ -205,3 +205,20 @@ def test_multi_key_study_answers_per_group_with_a_multiplicity_note():
     [note] = [f for f in found if f.kind == "multiplicity"]
     assert note.numbers["comparisons"] == 3
     assert "can be as high as 15% (the Bonferroni bound, 3 × 5%)" in note.sentence
+
+
+def test_multi_key_study_gives_each_group_winners_test_score_not_one_across_groups():
+    rows = []
+    for p, best_k in ((25_000, 1), (100_000, 2)):
+        for k in (1, 2):
+            for seed in range(5):
+                acc = 0.9 + 0.02 * (k == best_k) + 0.001 * seed + 0.03 * (p == 100_000)
+                rows.append({"arm": f"budget.params={p}, model.depth={k}", "phase": "final", "status": "complete",
+                             "seed": seed, "budget.params": p, "model.depth": k, "val_accuracy": acc,
+                             "test_accuracy": acc - 0.005})
+    ctx = StudyContext(scientific={"budget.params": [25_000, 100_000], "model.depth": [1, 2]})
+    found = findings(pd.DataFrame(rows), None, ctx, n_boot=2000)
+    assert not any(f.kind == "test" for f in found)  # no "best arm" across the budgets
+    groups = [f for f in found if f.kind == "group"]
+    assert "on the test set, which chose nothing, it scored test_accuracy 91.70% [" in groups[0].sentence
+    assert groups[1].numbers["test"] == pytest.approx(0.947)

@@ -103,13 +103,14 @@ def _answer(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) ->
     return f"{head}; {tail}", numbers
 
 
-def _test(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, Any]] | None:
-    """The best arm's test score, where the final runs were tested and the metric is not the test one."""
+def _test(results: pd.DataFrame, ctx: StudyContext, arm: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The best arm's (or ``arm``'s) test score, where the final runs were tested and the metric is not
+    the test one."""
     ranked = stats.rank_arms(results, ctx.metric, ctx.better)
     test = "test_" + ctx.metric.split("_", 1)[-1]
     if not ranked or test == ctx.metric or test not in results.columns:
         return None
-    best = ranked[0][0]
+    best = ranked[0][0] if arm is None else arm
     done = _frame.final_complete(results)
     mi = stats.mean_interval(pd.to_numeric(done.loc[done["arm"] == best, test], errors="coerce"),
                              bounds=stats.metric_bounds(test))
@@ -117,7 +118,8 @@ def _test(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, Any]
         return None
     return (
         f"On the test set, which chose nothing, {best} scored {test} {_score(mi, test)}.",
-        {"arm": best, "metric": test, "mean": mi.mean, "low": mi.low, "high": mi.high, "n": mi.n},
+        {"arm": best, "metric": test, "mean": mi.mean, "low": mi.low, "high": mi.high, "n": mi.n,
+         "shown": _score(mi, test)},
     )
 
 
@@ -195,6 +197,10 @@ def _per_group(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int)
             sentence += (f"; it {verdict} {x}={fmt.num(x_of[ru])} ({_score(mr, m)}): P = "
                          f"{fmt.prob_evidence(pb.p, pb.low, pb.high, pb.n_pairs, who)}")
             numbers.update(runner_up=x_of[ru], p=pb.p, p_low=pb.low, p_high=pb.high, decision=pb.decision)
+        tested = _test(rows, ctx, arm=best)
+        if tested is not None:  # the group winner's test score (its group has one winner, the study none)
+            sentence += f"; on the test set, which chose nothing, it scored {tested[1]['metric']} {tested[1]['shown']}"
+            numbers["test"] = tested[1]["mean"]
         out.append((sentence + ".", numbers))
     return out
 
@@ -279,7 +285,8 @@ def findings(
     answer = _group_headline(groups) if groups else _answer(results, ctx, n_boot, seed)
     items: list[tuple[str, str, dict[str, Any]]] = [("answer", *answer)]
     items += [("group", s, n) for s, n in groups]
-    for kind, part in (("test", _test(results, ctx)), ("spread", _spread(results, ctx))):
+    # a multi-key study has no winner across its groups: each group line carries its winner's test score
+    for kind, part in (("test", None if groups else _test(results, ctx)), ("spread", _spread(results, ctx))):
         if part is not None:
             items.append((kind, *part))
     items += [("nuisance", s, n) for s, n in _nuisance(results, ctx)]
