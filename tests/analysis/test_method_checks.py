@@ -345,3 +345,22 @@ def test_at_chance_fires_on_training_metrics_alone(finals):
     assert check.numbers["arms"] == {"zeros": 3} and check.severity == "warning"
     assert "train_loss 2.303 >= ln 10 = 2.3026" in check.sentence
     assert check_at_chance(finals({"ok": [0.30] * 3}, metric="train_loss")) == []
+
+
+def test_not_separable_compares_within_each_group_of_a_multi_key_study():
+    """Depth at two budgets: the top two across budgets (the two depths of the larger budget) are not
+    the question; the check looks within each budget and names the one where the depths tie."""
+    rows = []
+    for p in (25_000, 100_000):
+        for k in (1, 2):
+            for seed in range(5):
+                if p == 25_000:  # depth 1 wins two pairs, loses two, ties one
+                    acc = 0.9 + 0.001 * (k == 1) * [1, -1, 1, -1, 0][seed]
+                else:  # depth 2 wins every pair
+                    acc = 0.95 + 0.02 * (k == 2) + 0.001 * seed
+                rows.append({"arm": f"budget.params={p}, model.depth={k}", "phase": "final", "status": "complete",
+                             "seed": seed, "budget.params": p, "model.depth": k, "val_accuracy": acc})
+    ctx = StudyContext(scientific={"budget.params": [25_000, 100_000], "model.depth": [1, 2]})
+    [check] = check_not_separable(pd.DataFrame(rows), ctx, n_boot=2000)
+    assert list(check.numbers["groups"]) == ["budget.params=25000"]
+    assert check.sentence.startswith("Within budget.params=25000: the top two arms, budget.params=25000, model.depth=")

@@ -28,7 +28,7 @@ import pandas as pd
 from nnstudy.analysis import _curve_checks, _frame, _outcome_checks, stats
 from nnstudy.analysis import _format as fmt
 from nnstudy.analysis._check import INFO, WARNING, Check
-from nnstudy.analysis.context import StudyContext
+from nnstudy.analysis.context import StudyContext, split_keys
 
 __all__ = [
     "Check",
@@ -110,7 +110,24 @@ def check_fixed_learning_rate(results: pd.DataFrame, ctx: StudyContext) -> list[
 def check_not_separable(
     results: pd.DataFrame, ctx: StudyContext, n_boot: int = stats.N_BOOT, seed: int = 0
 ) -> list[Check]:
-    """Warn where the top two arms cannot be told apart by P(A>B), with a rough seeds-needed estimate."""
+    """Warn where the top two arms cannot be told apart by P(A>B), with a rough seeds-needed estimate.
+    In a multi-key study (``split_keys``) the top two are those of each group, never across groups."""
+    layout = split_keys(ctx.scientific)
+    if layout is None or not all(k in results.columns for k in (layout[0], *layout[1])):
+        return _not_separable(results, ctx, n_boot, seed)
+    found: dict[str, Check] = {}
+    for values, rows in results.groupby(layout[1], sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        where = ", ".join(f"{k}={fmt.num(v)}" for k, v in zip(layout[1], values, strict=True))
+        for c in _not_separable(rows, ctx, n_boot, seed):
+            found[where] = c
+    if not found:
+        return []
+    sentence = " ".join(f"Within {where}: {c.sentence[0].lower()}{c.sentence[1:]}" for where, c in found.items())
+    return [Check("not_separable", WARNING, sentence, {"groups": {w: c.numbers for w, c in found.items()}})]
+
+
+def _not_separable(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) -> list[Check]:
     ranked = stats.rank_arms(results, ctx.metric, ctx.better)
     if len(ranked) < 2:
         return []

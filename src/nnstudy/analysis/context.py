@@ -82,3 +82,23 @@ class StudyContext:
                 raise ValueError(f"nuisance {key!r}: {kind} range must be [low, high] with low < high, got {values!r}")
             space[str(key)] = (kind, values)
         return space
+
+
+def split_keys(scientific: dict[str, list]) -> tuple[str, list[str]] | None:
+    """For a study of two or more scientific keys: (x key, group keys), where x is the numeric key
+    with the most values (the last listed of equals) and the groups are the other (scalar-valued)
+    keys, as in seed 001's "loss against depth, one curve per parameter budget". None for fewer than
+    two keys or no numeric one."""
+
+    def numeric(values: list) -> bool:
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+    candidates = [k for k, vs in scientific.items() if numeric(vs) and len(vs) > 1]
+    if len(scientific) < 2 or not candidates:
+        return None
+    # ties go to the key listed last: the file's innermost loop ("model.depth" after "budget.params")
+    x = max(candidates, key=lambda k: (len(scientific[k]), list(scientific).index(k)))
+    groups = [k for k in scientific if k != x]
+    if not all(isinstance(v, (int, float, str, bool)) for k in groups for v in scientific[k]):
+        return None
+    return x, groups

@@ -26,7 +26,7 @@ from nnstudy.analysis import _format as fmt
 from nnstudy.analysis import _frame, stats
 from nnstudy.analysis._check import WARNING, Check
 from nnstudy.analysis.checks import chosen_values, run_checks
-from nnstudy.analysis.context import StudyContext
+from nnstudy.analysis.context import StudyContext, split_keys
 
 
 @dataclass(frozen=True)
@@ -146,26 +146,6 @@ def _spread(results: pd.DataFrame, ctx: StudyContext) -> tuple[str, dict[str, An
             "max_seed_std": max(stds) if stds else math.nan,
         },
     )
-
-
-def split_keys(scientific: dict[str, list]) -> tuple[str, list[str]] | None:
-    """For a study of two or more scientific keys: (x key, group keys), where x is the numeric key
-    with the most values (the last listed of equals) and the groups are the other (scalar-valued)
-    keys, as in seed 001's "loss against depth, one curve per parameter budget". None for fewer than
-    two keys or no numeric one."""
-
-    def numeric(values: list) -> bool:
-        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-
-    candidates = [k for k, vs in scientific.items() if numeric(vs) and len(vs) > 1]
-    if len(scientific) < 2 or not candidates:
-        return None
-    # ties go to the key listed last: the file's innermost loop ("model.depth" after "budget.params")
-    x = max(candidates, key=lambda k: (len(scientific[k]), list(scientific).index(k)))
-    groups = [k for k in scientific if k != x]
-    if not all(isinstance(v, (int, float, str, bool)) for k in groups for v in scientific[k]):
-        return None
-    return x, groups
 
 
 def _per_group(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) -> list[tuple[str, dict[str, Any]]]:
