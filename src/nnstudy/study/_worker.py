@@ -112,7 +112,7 @@ def execute(task: dict[str, Any], progress: Callable[[int, dict[str, Any]], None
             except Exception as e:  # the run's own error (or its pruner's stop), kept as its outcome
                 results = [e]
         else:
-            results = list(packed.train_packed([s.spec for s in states], data,
+            results = list(packed.train_packed([s.spec for s in states], data, engine="auto",
                                                callbacks=[s.callback for s in states]))
     except Exception as e:  # the data, or the pack as a whole: every run in it failed with this error
         results = [e] * len(runs)

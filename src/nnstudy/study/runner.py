@@ -132,19 +132,21 @@ def run_study(
         raise
 
 
-def _preload(spec: StudySpec, data_dir: str | None) -> dict[DataSpec, int]:
+def _preload(spec: StudySpec, data_dir: str | None) -> dict[DataSpec, Any]:
     """Load every dataset the arms use, here, now: a missing or corrupt dataset fails before anything
-    is written; the runner's own process keeps them for in-process runs. Returns each one's number of
-    training images (what sizes a full-batch pack)."""
+    is written; the runner's own process keeps them for in-process runs. Returns each one's
+    ``packed.DataShape`` (training images, image shape, classes: what sizes a pack)."""
     from nnstudy.data import load
 
     first = {k: d.check_values()[0] for k, d in (spec.nuisance.params.items() if spec.nuisance else [])}
-    n_train = {}
+    from nnstudy.train.packed import DataShape
+
+    shapes = {}
     for data in dict.fromkeys(spec.run_spec(arm, first, 0, True).data for arm in spec.arms()):
         splits = load(data, data_dir=data_dir)
         _worker.remember_splits(data, splits)
-        n_train[data] = len(splits.train_y)
-    return n_train
+        shapes[data] = DataShape.of(splits)
+    return shapes
 
 
 def _write_study_toml(spec: StudySpec, folder: Path) -> None:
@@ -158,9 +160,9 @@ class _Runner:
     """The scheduling loop: plans per arm, runs in flight, the store, the display."""
 
     def __init__(self, spec: StudySpec, folder: Path, store: Store, workers: int, data_dir: str | None,
-                 console: Console, quiet: bool, n_train: dict[DataSpec, int] | None = None):
+                 console: Console, quiet: bool, n_train: dict[DataSpec, Any] | None = None):
         self.spec, self.folder, self.store, self.data_dir = spec, folder, store, data_dir
-        self.n_train = n_train or {}
+        self.n_train = n_train or {}  # each dataset's packed.DataShape
         self.by_id: dict[str, Record] = {r.run: r for r in store.records(spec.name)}
         self.plans: list[ArmPlan] = plan_arms(spec, self.by_id.get)
         self.display = _Display(console, quiet, spec.study.metric, self.total, self.done_count())
@@ -220,39 +222,14 @@ class _Runner:
                           time.monotonic() - t0)
 
     def packs(self, queue: list[PlannedRun], idle: int) -> list[list[PlannedRun]]:
-        """The tasks for ``idle`` free workers from the ready runs ``queue`` (in dispatch order): at
-        most ``idle`` lists of runs, each trained as one pack (or alone, a list of one).
-
-        Runs with equal ``pack_key`` form a group, in order of first appearance (a run without a fast
-        path, or any run with ``study.pack = false``, is a group of its own), cut into chunks that
-        ``packable`` allows (``MAX_LANES`` runs, the pack memory bound). The first ``idle`` chunks are
-        sent; with fewer chunks than idle workers, the chunks with the most runs per worker are split
-        into near-equal parts until every worker has one or every part is one run.
-        """
-        if idle < 1 or not queue:
-            return []
+        """The tasks for ``idle`` free workers from the ready runs ``queue`` (in dispatch order): each
+        trained as one pack, or alone (a list of one); ``packed.assign`` is the policy. With
+        ``study.pack = false`` every run is a task of its own."""
         if not self.spec.study.pack:
-            return [[r] for r in queue[:idle]]
-        from nnstudy.train.packed import MAX_LANES, pack_key, packable
+            return [[r] for r in queue[:max(idle, 0)]]
+        from nnstudy.train.packed import assign
 
-        groups: dict[Any, list[PlannedRun]] = {}
-        for i, r in enumerate(queue):
-            groups.setdefault(pack_key(r.spec) or ("alone", i), []).append(r)
-        chunks: list[list[PlannedRun]] = []
-        for group in groups.values():
-            rest = iter(group)  # packable keeps the order, and one key's chunks are consecutive
-            sizes = [len(c) for c in packable([r.spec for r in group], MAX_LANES, self.n_train.get(group[0].spec.data))]
-            chunks += [[next(rest) for _ in range(n)] for n in sizes]
-            if len(chunks) >= idle:
-                break
-        chunks = chunks[:idle]
-        parts = [1] * len(chunks)
-        for _ in range(idle - len(chunks)):
-            i = max(range(len(chunks)), key=lambda i: len(chunks[i]) / parts[i])
-            if len(chunks[i]) <= parts[i]:
-                break
-            parts[i] += 1
-        return [piece for chunk, n in zip(chunks, parts, strict=True) for piece in _split(chunk, n)]
+        return assign(queue, lambda r: r.spec, idle, lambda s: self.n_train.get(s.data))
 
     def _task(self, pack: list[PlannedRun]) -> dict[str, Any]:
         runs = [{"spec": r.spec, "prune": r.prune,
@@ -283,13 +260,6 @@ class _Runner:
         """``results.csv``: one row per stored run, in design order."""
         frame = results_frame(self.spec, planned_records(self.plans, self.by_id))
         frame.to_csv(self.folder / "results.csv", index=False)
-
-
-def _split(runs: list[PlannedRun], n: int) -> list[list[PlannedRun]]:
-    """``runs`` in ``n`` consecutive parts whose sizes differ by at most one (the larger first)."""
-    q, r = divmod(len(runs), n)
-    bounds = [i * q + min(i, r) for i in range(n + 1)]
-    return [runs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _optuna_version() -> str:

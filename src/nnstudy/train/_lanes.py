@@ -1,4 +1,4 @@
-"""The stacked MLP engine behind ``packed.py``: R same-shape MLPs ("lanes") as stacked tensors, with
+"""The stacked MLP engine's arithmetic (``stacked.py`` wraps it): R same-shape MLPs ("lanes") as stacked tensors, with
 a hand-written forward and backward pass, dropout from per-lane generators, batched evaluation, and
 torch's fused optimizer kernels (Adam, AdamW) or SGD over the flat buffer.
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from nnstudy.spec import RunSpec
-from nnstudy.train.loop import EVAL_BATCH, EVAL_BYTES
+from nnstudy.train._env import EVAL_BATCH, EVAL_BYTES
 
 __all__ = ["Flat", "Buffers", "Lanes", "mlp_shape"]
 

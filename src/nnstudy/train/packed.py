@@ -1,124 +1,120 @@
-"""Many same-shape MLP runs trained as one batched program, and the fast path of a single run.
+"""Packing policy, in one place: which engine trains a run, which runs may share one program, how a
+group is cut into packs, and ``train_packed``, which trains a pack with the epoch driver.
 
-Runs that share a model shape, a dataset and a batch size but differ in seed, learning rate, weight
-decay, momentum, dropout rates, schedule, initialization or number of epochs are stacked into *lanes*:
-the weights of layer ``l`` of every lane live in one ``(R, out, in)`` tensor, and a training step is
-one ``baddbmm``/``bmm`` per matmul for all R lanes. The forward and backward passes are written out
-by hand into preallocated buffers (no autograd graph, no module calls), and the optimizer step is
-torch's fused kernel over one flat buffer. The same code trains one run (R = 1): ``train()`` takes
-this path for every run it applies to (``fast_path_reason``), so a packed run and the same run alone
-share one mechanism and give the same numbers within float tolerance (tests/train/test_packed.py).
+* ``engine_for``: the stacked MLP engine where it applies (``fast_path_reason`` is None: linear
+  models and MLPs without batch norm, trained with SGD, Adam or AdamW), else the torch module
+  engine; an engine asked for by name that cannot train the run gives one line saying why.
+* ``pack_key``: runs with equal keys can be trained as one pack: same engine, dataset, model shape
+  (the engine's ``lane_key``), batch size, optimizer kind, precision, device and threads. Free per
+  run: seed, initialization, dropout rates (stacked engine), optimizer hyperparameters, schedule,
+  epochs, early stopping, ``train_eval``, ``test``, ``max_loss``, what to save. On a CPU the module
+  engine's lanes do not pack (one by one measured as fast: docs/trainer.md); ``train_packed(...,
+  engine="modules")`` still packs them where asked.
+* ``packable``: groups of equal keys in order of first appearance, at most ``MAX_LANES`` runs and
+  ``PACK_MEMORY`` bytes each (sized from the data's shape); ``assign``: the packs for idle workers.
 
-What each lane sees is exactly what the run sees alone:
-
-* initial weights: ``build_model`` under ``torch.manual_seed(spec.seed)``, as ``loop.train`` does,
-  copied into the stacks;
-* data order: its own ``torch.Generator().manual_seed(spec.seed)``, one ``randperm`` per epoch;
-* dropout masks: its own generator, seeded by a number drawn from torch's RNG right after the
-  model was built (so it depends on the seed only), one ``rand(B, width)`` per dropout layer and
-  step, kept where ``u >= p`` and scaled by ``1 / (1 - p)`` (``nn.Dropout``'s expectation).
-
-Numbers are those of DESIGN.md section 6: running train metrics (or an eval pass with
-``train_eval = "full"``), an eval pass over the validation split after every epoch, divergence,
-early stopping (with restored weights) and schedules per run. A lane that stops (diverged, early
-stopped, or done with fewer epochs than the others) leaves the pack, and the rest go on without it.
-
-Cost accounting: a packed run's ``seconds``, ``train_seconds`` and per-epoch ``seconds`` are its share
-of the pack's wall time (the pack's time divided by the lanes trained in it), so that they add up to
-the study's time; ``environment["packed"]`` is the number of runs in its pack.
-
-Where it does not apply (``fast_path_reason``): convolutional models, batch norm, and optimizers
-other than SGD, Adam and AdamW; ``train`` uses the module path for those.
+A packed run gives the numbers it gives alone (tests/train/test_packed.py, test_engines.py); its
+``seconds`` are its share of the pack's wall time and ``environment["packed"]`` the pack's size.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
-from functools import partial
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
-import numpy as np
 import torch
 
 from nnstudy.errors import SpecError
 from nnstudy.spec import RunSpec
-from nnstudy.train._lanes import Lanes, mlp_shape
-from nnstudy.train.loop import (
-    Callback,
-    EarlyStopper,
-    check_data,
-    finish_run,
-    resolve_device,
-    run_environment,
-    run_threads,
-)
-from nnstudy.train.optim import LRSchedule
+from nnstudy.train import driver
+from nnstudy.train._env import Callback, check_data, resolve_device, run_environment, run_threads
+from nnstudy.train.engine import unsupported
+from nnstudy.train.modules import TorchModules
 from nnstudy.train.result import RunResult
+from nnstudy.train.stacked import StackedMLP
 
-__all__ = ["fast_path_reason", "pack_key", "packable", "train_packed", "MAX_LANES", "PACK_MEMORY"]
+__all__ = ["ENGINES", "MAX_LANES", "PACK_MEMORY", "DataShape", "assign", "engine_for", "fast_path_reason",
+           "pack_key", "packable", "train_packed"]
 
 #: Most runs in one pack. Past a dozen or two lanes the batched matmuls are large enough to run at
 #: the machine's rate, and a larger pack only delays the first results.
 MAX_LANES = 32
 #: Bytes a pack may use for its weights, optimizer state and step buffers (full-batch runs are big).
 PACK_MEMORY = 2 * 1024**3
+#: The engines, by the name ``engine=`` takes.
+ENGINES: dict[str, type] = {"stacked": StackedMLP, "modules": TorchModules}
+#: Fields of a pack key, in the order errors name them.
+_PACK_FIELDS = ("engine", "data", "model shape", "batch_size", "optimizer", "precision", "device", "threads")
 
-_OPTIMIZERS = ("sgd", "adam", "adamw")
-#: Fields of a RunSpec that must be equal for runs to share a pack, in the order errors name them.
-_PACK_FIELDS = ("data", "model shape", "batch_size", "optimizer", "precision", "device", "threads")
+T = TypeVar("T")
+
+
+class DataShape(NamedTuple):
+    """What sizes a pack: training images, one image's shape, classes."""
+
+    n_train: int = 60_000
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    num_classes: int = 10
+
+    @classmethod
+    def of(cls, splits: Any) -> DataShape:
+        return cls(len(splits.train_y), tuple(splits.input_shape), splits.num_classes)
 
 
 def fast_path_reason(spec: RunSpec) -> str | None:
-    """None when ``spec`` trains on the stacked fast path; else why it cannot (for messages).
+    """None when the stacked MLP engine trains ``spec``; else why it cannot (for messages)."""
+    return unsupported(StackedMLP, spec)
 
-    The one place that decides: ``train`` calls it for every run, ``packable`` for every group.
+
+def engine_for(spec: RunSpec, engine: str = "auto") -> type:
+    """The engine that trains ``spec``: ``engine`` by name, or with "auto" the stacked MLP engine
+    where it applies, else the module engine.
+
+    Raises:
+        SpecError: an unknown name, or an engine that cannot train the run (the line says why).
     """
-    m = spec.model
-    if m.kind not in ("linear", "mlp"):
-        return f"model kind {m.kind!r} (the fast path takes linear and mlp)"
-    if m.kind == "mlp" and any(m.batchnorms()):
-        return "batch norm (its statistics couple the samples of a batch)"
-    if spec.optimizer.name not in _OPTIMIZERS:
-        return f"optimizer {spec.optimizer.name!r} (the fast path takes sgd, adam and adamw)"
-    return None
+    if engine == "auto":
+        engine = "stacked" if fast_path_reason(spec) is None else "modules"
+    if engine not in ENGINES:
+        raise SpecError(f"engine = {engine!r}: allowed: auto, {', '.join(ENGINES)}")
+    cls = ENGINES[engine]
+    reason = fast_path_reason(spec) if cls is StackedMLP else unsupported(cls, spec)
+    if reason is not None:
+        raise SpecError(f"engine = {engine!r} cannot train this run: {reason}")
+    return cls
 
 
-def pack_key(spec: RunSpec) -> tuple[Any, ...] | None:
-    """Runs with equal keys can be trained as one pack; None when ``spec`` has no fast path.
-
-    Equal: dataset spec, hidden widths and activation, batch size, optimizer kind, precision, device
-    and threads. Free per run: seed, init, dropout rates, optimizer hyperparameters, schedule, epochs,
-    early stopping, ``train_eval``, ``test``, ``max_loss``, what to save.
-    """
-    if fast_path_reason(spec) is not None:
+def _key(spec: RunSpec, cls: type) -> tuple[Any, ...] | None:
+    lanes = cls.lane_key(spec)
+    if lanes is None:
         return None
-    return (spec.data, mlp_shape(spec), spec.batch_size, spec.optimizer.name, spec.precision, spec.device, spec.threads)
+    return (cls.name, spec.data, lanes, spec.batch_size, spec.optimizer.name, spec.precision, spec.device,
+            spec.threads)
 
 
-def _lane_bytes(spec: RunSpec, n_train: int | None) -> int:
-    """Rough bytes one lane needs: weights, gradients and optimizer state (4 copies, fp32), and the
-    step buffers (input batch, 3 buffers per hidden layer, logits)."""
-    hidden, _ = mlp_shape(spec)
-    widths = (784, *hidden, 10)
-    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    bs = spec.batch_size if spec.batch_size != "full" else (n_train or 60_000)
-    return 4 * (4 * params + bs * (widths[0] + 3 * sum(hidden) + 3 * widths[-1]))
+def pack_key(spec: RunSpec) -> Hashable | None:
+    """Runs with equal keys are trained as one pack by a study; None: the run trains alone."""
+    cls = engine_for(spec)
+    if cls is TorchModules and resolve_device(spec.device).type == "cpu":
+        return None  # measured: packed CNN lanes are no faster than one by one on a CPU
+    return _key(spec, cls)
 
 
-def packable(specs: Sequence[RunSpec], max_lanes: int = MAX_LANES, n_train: int | None = None) -> list[list[RunSpec]]:
-    """Split ``specs`` into groups that ``train_packed`` can train together, in order of first
-    appearance; a run without a fast path (``fast_path_reason``) is a group of its own.
+def packable(specs: Sequence[RunSpec], max_lanes: int = MAX_LANES, shape: DataShape | None = None
+             ) -> list[list[RunSpec]]:
+    """Split ``specs`` into groups that ``train_packed`` trains together, in order of first
+    appearance; a run with no pack key is a group of its own.
 
     Args:
         specs: runs to train.
         max_lanes: most runs per group.
-        n_train: training images per run, to size full-batch packs (None: assume 60,000).
+        shape: the data's size and shape, to bound a pack's memory (None: 60,000 MNIST images).
 
     Returns:
         The groups; every spec appears in exactly one.
     """
+    shape = shape or DataShape()
     groups: dict[Any, list[list[RunSpec]]] = {}
     order: list[list[RunSpec]] = []
     for s in specs:
@@ -126,7 +122,7 @@ def packable(specs: Sequence[RunSpec], max_lanes: int = MAX_LANES, n_train: int 
         if key is None:
             order.append([s])
             continue
-        cap = max(1, min(max_lanes, PACK_MEMORY // max(_lane_bytes(s, n_train), 1)))
+        cap = max(1, min(max_lanes, PACK_MEMORY // max(engine_for(s).lane_bytes(s, *shape), 1)))
         chunks = groups.setdefault(key, [])
         if not chunks or len(chunks[-1]) >= cap:
             chunks.append([])
@@ -135,261 +131,130 @@ def packable(specs: Sequence[RunSpec], max_lanes: int = MAX_LANES, n_train: int 
     return order
 
 
+def assign(items: Sequence[T], spec_of: Callable[[T], RunSpec], idle: int,
+           shape_of: Callable[[RunSpec], DataShape | None] = lambda _: None) -> list[list[T]]:
+    """The tasks for ``idle`` free workers from ``items`` (in dispatch order): at most ``idle`` lists,
+    each trained as one pack (or alone, a list of one).
+
+    Items with equal ``pack_key`` form a group, in order of first appearance, cut into the chunks
+    ``packable`` allows. The first ``idle`` chunks are sent; with fewer chunks than idle workers, the
+    chunks with the most runs per worker are split into near-equal parts until every worker has one
+    or every part is one run.
+    """
+    if idle < 1 or not items:
+        return []
+    groups: dict[Any, list[T]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(pack_key(spec_of(item)) or ("alone", i), []).append(item)
+    chunks: list[list[T]] = []
+    for group in groups.values():
+        rest = iter(group)  # packable keeps the order, and one key's chunks are consecutive
+        sizes = [len(c) for c in packable([spec_of(r) for r in group], MAX_LANES, shape_of(spec_of(group[0])))]
+        chunks += [[next(rest) for _ in range(n)] for n in sizes]
+        if len(chunks) >= idle:
+            break
+    chunks = chunks[:idle]
+    parts = [1] * len(chunks)
+    for _ in range(idle - len(chunks)):
+        i = max(range(len(chunks)), key=lambda i: len(chunks[i]) / parts[i])
+        if len(chunks[i]) <= parts[i]:
+            break
+        parts[i] += 1
+    return [piece for chunk, n in zip(chunks, parts, strict=True) for piece in _split(chunk, n)]
+
+
+def _split(items: list[T], n: int) -> list[list[T]]:
+    """``items`` in ``n`` consecutive parts whose sizes differ by at most one (the larger first)."""
+    q, r = divmod(len(items), n)
+    bounds = [i * q + min(i, r) for i in range(n + 1)]
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 def train_packed(
     specs: Sequence[RunSpec],
     data: Any = None,
     *,
     data_dir: str | None = None,
     callbacks: Sequence[Callback | None] | None = None,
+    engine: str = "stacked",
 ) -> list[RunResult | Exception]:
     """Train ``specs`` as one pack and return one result per spec, in order.
 
     Args:
-        specs: runs with equal ``pack_key`` (use ``packable`` to group them).
+        specs: runs that can share a pack (use ``packable`` to group them).
         data: the ``Splits`` of their common ``data`` spec; loaded when None.
         data_dir: where the dataset files are, when ``data`` is None.
         callbacks: one ``Callback`` (or None) per spec: the same events ``train`` sends.
+        engine: "stacked" (MLPs, the default), "modules" (any model; lanes without batch norm and
+            dropout), or "auto" (the engine ``engine_for`` picks for the first run).
 
     Returns:
         ``RunResult`` for each run; where a run's callback raised an ``Exception`` (a pruner that
         stops the run), that exception instead, and the run left the pack at that point.
 
     Raises:
-        SpecError: an empty list, a run without a fast path, or runs that cannot share a pack (the
+        SpecError: an empty list, a run the engine cannot train, runs that cannot share a pack (the
             message names the first field in which they differ), or callbacks of the wrong length.
         DataError: the dataset cannot be found or is corrupt.
     """
     specs = list(specs)
-    _check_packable(specs)
+    cls = _check_packable(specs, engine)
     if callbacks is not None and len(callbacks) != len(specs):
         raise SpecError(f"train_packed: {len(callbacks)} callbacks for {len(specs)} runs")
-    check_data(specs[0], data, "train_packed")
+    results, _ = run_lanes(specs, data, cls, data_dir, list(callbacks or [None] * len(specs)))
+    for r in results:
+        if isinstance(r, RunResult):
+            r.environment["packed"] = len(specs)
+    return results
+
+
+def run_lanes(specs: list[RunSpec], data: Any, cls: type, data_dir: str | None,
+              callbacks: list[Callback | None]) -> tuple[list[RunResult | Exception], Any]:
+    """The driver over ``specs`` as lanes of ``cls``, with the data loaded, threads set and restored,
+    and each result's share of the wall time and its environment filled in."""
     from nnstudy.data import load
 
+    check_data(specs[0], data, "train_packed" if len(specs) > 1 else "train")
     t_start = time.perf_counter()
-    spec0 = specs[0]
-    device = resolve_device(spec0.device)
+    device = resolve_device(specs[0].device)
     if data is None:
-        data = load(spec0.data, data_dir=data_dir)
+        data = load(specs[0].data, data_dir=data_dir)
     threads_before = torch.get_num_threads()
-    threads = run_threads(spec0, data, device, lanes=len(specs))
+    threads = run_threads(specs[0], data, device, lanes=len(specs))
     torch.set_num_threads(threads)
     try:
-        trainer = _PackTrainer(specs, data, device, list(callbacks or [None] * len(specs)))
-        results = trainer.run()
+        results = driver.fit(specs, data, cls, device, callbacks)
     finally:
         torch.set_num_threads(threads_before)
     share = (time.perf_counter() - t_start) / len(specs)
     env = run_environment(device, threads)
-    env["packed"] = len(specs)
     for r in results:
         if isinstance(r, RunResult):
             r.seconds = share
             r.environment = dict(env)
-    return results
+    return results, data
 
 
-def _check_packable(specs: list[RunSpec]) -> None:
+def _check_packable(specs: list[RunSpec], engine: str) -> type:
     if not specs:
         raise SpecError("train_packed: no runs given")
+    cls = None
     for i, s in enumerate(specs):
-        reason = fast_path_reason(s)
-        if reason is not None:
-            raise SpecError(f"train_packed: run {i} ({s.identity()}) cannot be packed: {reason}")
-    first = pack_key(specs[0])
-    for i, s in enumerate(specs[1:], start=1):
-        key = pack_key(s)
-        if key != first:
-            field = next(f for f, a, b in zip(_PACK_FIELDS, first, key, strict=True) if a != b)  # type: ignore[arg-type]
+        try:
+            cls = engine_for(s, engine if engine != "auto" else engine_for(specs[0]).name)
+        except SpecError as e:
+            reason = str(e).split(": ", 1)[1]
+            raise SpecError(f"train_packed: run {i} ({s.identity()}) cannot be packed: {reason}") from None
+    assert cls is not None
+    keys = [_key(s, cls) for s in specs]
+    if len(specs) > 1 and keys[0] is None:
+        raise SpecError(f"train_packed: run 0 ({specs[0].identity()}) cannot be packed: the {cls.name} engine "
+                        "trains it alone (batch norm, or dropout)")
+    for i, key in enumerate(keys[1:], start=1):
+        if key != keys[0]:
+            field = next(f for f, a, b in zip(_PACK_FIELDS, keys[0], key or (None,) * 8, strict=True) if a != b)
             raise SpecError(
                 f"train_packed: runs 0 and {i} differ in {field}: they cannot share a pack; "
                 "group runs with packable() first"
             )
-
-
-# -------------------------------------------------------------------------------------- the trainer
-
-
-class _Run:
-    """Bookkeeping of one run in the pack: its spec, schedule, history and stopping state."""
-
-    def __init__(self, index: int, spec: RunSpec, model: torch.nn.Module, steps: int, callback: Callback | None):
-        self.index, self.spec, self.model, self.callback = index, spec, model, callback
-        self.sched = LRSchedule(spec.schedule, spec.optimizer.lr, steps, spec.epochs)
-        self.order = torch.Generator().manual_seed(spec.seed)  # data order: its own stream, as in loop.py
-        self.stopper = EarlyStopper(spec) if spec.early_stopping else None
-        self.history: list[dict[str, float]] = []
-        self.status = "complete"
-        self.train_seconds = 0.0
-        self.error: Exception | None = None
-        o = spec.optimizer
-        self.hyper = {"lr": o.lr, "momentum": o.momentum, "nesterov": o.nesterov, "weight_decay": o.weight_decay,
-                      "beta1": o.beta1, "beta2": o.beta2, "eps": o.eps}
-
-    def notify(self, event: str, info: dict[str, Any]) -> bool:
-        """Send an event to the run's callback; False (and the error kept) when it raised."""
-        if self.callback is None:
-            return True
-        try:
-            self.callback(event, info)
-        except Exception as e:  # a pruner stopping the run: the run leaves, the pack goes on
-            self.error = e
-            return False
-        return True
-
-
-class _PackTrainer:
-    """The epoch loop of a pack: per-lane data order, schedules and bookkeeping around ``Lanes``."""
-
-    def __init__(self, specs: list[RunSpec], data: Any, device: torch.device, callbacks: list[Callback | None]):
-        from nnstudy.models import build_model
-
-        self.data, self.device = data, device
-        models, dropout_seeds = [], []
-        for s in specs:  # initial weights exactly as loop.train makes them for the run alone
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(s.seed)
-                models.append(build_model(s.model, input_shape=tuple(data.input_shape), num_classes=data.num_classes))
-                dropout_seeds.append(int(torch.randint(0, 2**62, ())))
-        self.lanes = Lanes(specs, models, dropout_seeds, data, device)
-        self.n = len(data.train_y)
-        self.x = data.train_x.reshape(self.n, -1).to(device, self.lanes.cdt)  # (N, F)
-        self.y = data.train_y.to(device)
-        bs = specs[0].batch_size
-        self.bs = self.n if bs == "full" else min(bs, self.n)
-        self.steps = math.ceil(self.n / self.bs)
-        self.runs = [_Run(i, s, m, self.steps, cb)
-                     for i, (s, m, cb) in enumerate(zip(specs, models, callbacks, strict=True))]
-        self.results: list[RunResult | Exception | None] = [None] * len(specs)
-
-    def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = getattr(self.data, f"{name}_x"), getattr(self.data, f"{name}_y")
-        return xs.reshape(len(ys), self.x.shape[1]).to(self.device, self.lanes.cdt), ys.to(self.device)
-
-    def run(self) -> list[RunResult | Exception]:
-        active = list(self.runs)  # lane i trains run active[i]
-        vx, vy = self._split("val")
-        any_report = any(r.callback is not None for r in active)
-        report_every = max(1, self.steps // 50)
-        step = 0
-        epoch = 0
-        while active:
-            epoch += 1
-            t0 = time.perf_counter()
-            R = len(active)
-            perms = torch.stack([torch.randperm(self.n, generator=r.order) for r in active]).to(self.device)  # (R, N)
-            # per step and lane: summed log-likelihood and right answers, added up once at the end
-            nll = torch.zeros(self.steps, R, device=self.device)
-            hits = torch.zeros(self.steps, R, self.bs, dtype=torch.bool, device=self.device)
-            full = self.steps * self.bs == self.n
-            # (steps, R·bs) index rows, one contiguous row per step (the last may be shorter)
-            body = perms[:, : (self.steps if full else self.steps - 1) * self.bs]
-            rows = body.view(R, -1, self.bs).transpose(0, 1).reshape(-1, R * self.bs)
-            tail = None if full else perms[:, (self.steps - 1) * self.bs :].reshape(-1)
-            schedules_constant = all(r.sched.is_constant for r in active)
-            hyper = [r.hyper for r in active]
-            for i in range(self.steps):
-                if not schedules_constant:
-                    hyper = [{**r.hyper, "lr": r.sched.rate(step)} for r in active]
-                idx = rows[i] if i < len(rows) else tail
-                B = len(idx) // R
-                self.lanes.forward_backward(self.x, self.y, idx, B, nll[i], hits[i, :, :B])
-                self.lanes.update(hyper)
-                step += 1
-                if any_report and (i + 1) % report_every == 0:
-                    for r in active:
-                        r.notify("step", {"epoch": epoch, "step": i + 1, "steps": self.steps})
-            loss_sum = -nll.double().sum(0)  # (R,)
-            correct = hits.sum((0, 2))  # (R,)
-            train_time = (time.perf_counter() - t0) / R
-            active = self._end_epoch(active, epoch, hyper, loss_sum, correct, vx, vy, t0, train_time)
-        return self.results  # type: ignore[return-value]
-
-    def _end_epoch(self, active: list[_Run], epoch: int, hyper: list[dict[str, Any]], loss_sum: torch.Tensor,
-                   correct: torch.Tensor, vx: torch.Tensor, vy: torch.Tensor, t0: float, train_time: float
-                   ) -> list[_Run]:
-        """Metrics of the epoch for every lane, then retire the lanes that stop; returns those left."""
-        R = len(active)
-        running = (loss_sum / self.n).cpu().numpy()
-        acc = (correct.double() / self.n).cpu().numpy()
-        val_loss, val_acc, val_pred = last_val = self.lanes.predict(vx, vy)
-        if any(r.spec.train_eval == "full" for r in active):
-            full_loss, full_acc, _ = self.lanes.predict(self.x, self.y)
-        seconds = (time.perf_counter() - t0) / R
-        keep, leaving = [], []
-        for lane, r in enumerate(active):
-            r.train_seconds += train_time
-            row = {"epoch": epoch, "lr": hyper[lane]["lr"]}
-            if r.spec.train_eval == "full":
-                row["train_loss"], row["train_accuracy"] = float(full_loss[lane]), float(full_acc[lane])
-            else:
-                row["train_loss"], row["train_accuracy"] = float(running[lane]), float(acc[lane])
-            row["val_loss"], row["val_accuracy"] = float(val_loss[lane]), float(val_acc[lane])
-            row["seconds"] = seconds
-            r.history.append(row)
-            stop = not r.notify("epoch", dict(row))
-            if not stop and (not math.isfinite(running[lane]) or running[lane] > r.spec.max_loss):
-                r.status, stop = "diverged", True
-            if not stop:
-                r.sched.end_epoch(row["val_loss"])
-                if r.stopper is not None and r.stopper.update(epoch, row, partial(self.lanes.lane_state, lane)):
-                    stop = True
-            stop = stop or epoch == r.spec.epochs
-            (leaving if stop else keep).append(lane)
-        if leaving:
-            self._finish(active, leaving, vx, vy, last_val)
-        if leaving and keep:
-            self.lanes.select(keep)
-        return [active[i] for i in keep]
-
-    def _finish(self, active: list[_Run], leaving: list[int], vx: torch.Tensor, vy: torch.Tensor,
-                last_val: tuple[np.ndarray, np.ndarray, torch.Tensor]) -> None:
-        """Results of the runs in lanes ``leaving``: restore best weights where asked, final val/test
-        predictions (one batched pass for those lanes; this epoch's validation pass, ``last_val``,
-        serves the lanes whose weights did not change since), weights."""
-        from nnstudy.models import train_flops
-
-        restored = []
-        for lane in leaving:
-            r = active[lane]
-            if r.error is None and r.status == "complete" and r.stopper is not None \
-                    and r.spec.early_stopping.restore_best and r.stopper.best_state is not None:
-                self.lanes.load_lane(lane, r.stopper.best_state)
-                restored.append(lane)
-        done = [lane for lane in leaving if active[lane].error is None and active[lane].status == "complete"]
-        val_of = {lane: (last_val[0][lane], last_val[1][lane], last_val[2][lane]) for lane in done}
-        if restored:
-            fresh = self.lanes.predict(vx, vy, restored)
-            val_of.update({lane: (fresh[0][j], fresh[1][j], fresh[2][j]) for j, lane in enumerate(restored)})
-        tested = [lane for lane in done if active[lane].spec.test]
-        test = self.lanes.predict(*self._split("test"), tested) if tested else None
-        for lane in leaving:
-            r = active[lane]
-            if r.error is not None:
-                self.results[r.index] = r.error
-                continue
-            evals: dict[str, tuple[float, float, torch.Tensor]] = {}
-            if lane in done:
-                loss, acc, pred = val_of[lane]
-                evals["val"] = (float(loss), float(acc), pred)
-                if lane in tested:
-                    k = tested.index(lane)
-                    evals["test"] = (float(test[0][k]), float(test[1][k]), test[2][k])
-            state = None
-            if r.spec.save_weights:
-                state = self._state_dict(r.model, self.lanes.lane_state(lane))
-            result = finish_run(r.spec, r.history, r.status, r.stopper, evals, state, self.data, r.train_seconds)
-            result.params = sum(p.numel() for p in r.model.parameters())
-            per_sample = train_flops(r.spec.model, input_shape=tuple(self.data.input_shape),
-                                     num_classes=self.data.num_classes)
-            result.train_flops = float(per_sample) * self.n * len(r.history)
-            self.results[r.index] = result
-
-    @staticmethod
-    def _state_dict(model: torch.nn.Module, tensors: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The lane's weights under the names of the run's ``nn.Sequential`` (``fc1.weight``...)."""
-        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-        with torch.no_grad():
-            for p, t in zip((p for m in linears for p in (m.weight, m.bias)), tensors, strict=True):
-                p.copy_(t)
-        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return cls
