@@ -51,20 +51,22 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def train(spec=None, data=None, *, data_dir=None, callback=None, quiet=False, **options) -> RunResult:
+def train(spec=None, data=None, *, data_dir=None, callback=None, quiet=False, engine="auto",
+          **options) -> RunResult:
     """Train one model; returns its ``RunResult`` (``.curves``, ``.summary()``, ``.plot()``).
 
     ``spec`` is a RunSpec, a dict of RunSpec fields, or a TOML file; ``options`` are the short
     names of ``nnstudy.spec.SHORTCUTS`` (the CLI's flags): ``nnstudy.train(model="mlp", hidden=[300],
     optimizer="adam", lr=1e-3, epochs=10, test=True)``. ``data`` is a ``nnstudy.data.Splits``
     to reuse across runs. A progress bar shows the steps and each epoch's numbers (in a terminal and
-    in Jupyter); ``quiet=True`` turns it off. Raises SpecError or DataError on bad input.
+    in Jupyter); ``quiet=True`` turns it off. ``engine`` is "auto", "stacked" (linear models and
+    MLPs) or "modules" (any model; docs/trainer.md). Raises SpecError or DataError on bad input.
     """
     from nnstudy.spec import make_run_spec
     from nnstudy.train.loop import train as _train
 
     run = make_run_spec(spec, options, source="nnstudy.train")
-    return _train(run, data, data_dir=data_dir, callback=callback)
+    return _train(run, data, data_dir=data_dir, callback=callback, engine=engine)
 
 
 _train_function = train

@@ -118,10 +118,10 @@ def test_an_engine_that_cannot_train_the_run_says_why_in_one_line(tiny_data):
     assert engine_for(cnn).name == "modules" and engine_for(spec()).name == "stacked"
 
 
-def test_the_package_is_callable_and_its_modules_are_reachable():
+def test_the_function_nnstudy_train_reaches_the_package_modules():
     code = ("import nnstudy, nnstudy.train.packed; import nnstudy.train.driver as d; "
-            "assert callable(nnstudy.train) and nnstudy.train.packed.train_packed and d.fit; "
-            "from nnstudy.train import train; assert train.__module__ == 'nnstudy.train.loop'")
+            "assert callable(nnstudy.train) and nnstudy.train.packed.train_packed and nnstudy.train.mfu.mfu "
+            "and d.fit; from nnstudy.train import train; assert train.__module__ == 'nnstudy.train.loop'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
