@@ -636,7 +636,7 @@ def dump_toml(d: Mapping[str, Any]) -> str:
         sub = dump_toml(table)
         # nested tables get dotted headers
         body, nested = [], []
-        for line in sub.splitlines():
+        for line in sub.rstrip("\n").split("\n"):  # not splitlines: a string may hold U+2028 or U+0085
             (nested if line.startswith("[") or nested else body).append(line)
         lines.append("")
         lines.append(f"[{_toml_key(name)}]")
@@ -649,7 +649,14 @@ def dump_toml(d: Mapping[str, Any]) -> str:
 
 
 def _toml_key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+    bare = k.isascii() and k.replace("_", "").replace("-", "").isalnum()  # TOML's bare keys: A-Z a-z 0-9 _ -
+    return k if bare else _toml_string(k)
+
+
+def _toml_string(s: str) -> str:
+    """A TOML basic string: JSON's escapes, except that characters beyond U+FFFF stay as they are (JSON
+    would write surrogate pairs, which TOML refuses) and DEL is escaped (TOML refuses it raw)."""
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _toml_value(v: Any) -> str:
@@ -664,7 +671,7 @@ def _toml_value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)
+        return _toml_string(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):

@@ -34,7 +34,7 @@ from nnstudy.spec import RunSpec
 from nnstudy.study._optuna import quiet_optuna
 from nnstudy.study.spec import Arm, Choice, IntRange, LogRange, NuisanceSpec, StudySpec
 
-__all__ = ["ArmPlan", "Outcome", "PlannedRun", "Tuner", "plan_arms", "worst_value"]
+__all__ = ["ArmPlan", "Outcome", "PlannedRun", "Tuner", "check_design", "plan_arms", "worst_value"]
 
 Phase = Literal["tune", "final", "slice"]
 PHASES: tuple[Phase, ...] = ("tune", "final", "slice")
@@ -318,3 +318,25 @@ def plan_arms(spec: StudySpec, lookup: Callable[[str], Outcome | None]) -> list[
     for p in plans:
         p.advance(lookup)
     return plans
+
+
+def check_design(spec: StudySpec) -> None:
+    """Plan the first arm's first stage as the runner will (its sampler asked for the first round,
+    each run's RunSpec built), so that a search space the sampler cannot use is refused while nothing
+    is written yet. ``load_study`` calls this last. Raises SpecError naming the nuisance table."""
+    from pydantic import ValidationError
+
+    from nnstudy.errors import SpecError
+    from nnstudy.spec import spec_error
+
+    arms = spec.arms()
+    if spec.nuisance is None or not arms:
+        return
+    try:
+        ArmPlan(spec, arms[0]).advance(lambda _: None)
+    except ValidationError as e:
+        raise SpecError(f"{spec.source}: nuisance: a value its sampler asked for: {spec_error(e)}") from None
+    except (ValueError, ArithmeticError) as e:  # Optuna refusing a distribution, an overflow in a sampler
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SpecError(f"{spec.source}: nuisance: sampler {spec.nuisance.sampler!r} cannot search this space: "
+                        f"{reason}") from None

@@ -408,6 +408,9 @@ def load_study(path: str | Path, overrides: Mapping[str, Any] | Sequence[tuple[s
         raise _study_error(e, source) from None
     spec._source, spec._raw, spec._text = source, raw, text
     _check(spec, source)
+    from nnstudy.study.design import check_design  # the design imports this module: import late
+
+    check_design(spec)
     return spec
 
 
