@@ -182,11 +182,9 @@ def test_a_full_disk_for_train_is_one_line(tmp_path, capsys, offline):
 # ------------------------------------------------------------------------------------------- the store
 
 
-def test_store_errors_say_what_happened_and_keep_the_original_text(tmp_path):
-    import sqlite3
-
+def test_a_deleted_database_says_so(tmp_path):
     from nnstudy.errors import StoreError
-    from nnstudy.study.store import Store, store_error
+    from nnstudy.study.store import Store
 
     path = tmp_path / "study.db"
     store = Store(f"sqlite:///{path}", create=True)
@@ -196,8 +194,24 @@ def test_store_errors_say_what_happened_and_keep_the_original_text(tmp_path):
     with pytest.raises(StoreError) as deleted:
         store.records("s")
     assert str(deleted.value).startswith(f"{path}: cannot use the study database: the database file was deleted")
+    assert "no such table" in str(deleted.value)  # the driver's own words after it
 
-    full = store_error(str(path), sqlite3.OperationalError("database or disk is full"))
-    assert str(full) == f"{path}: cannot use the study database: the disk is full: database or disk is full"
-    down = store_error("db.example:5432/x", OSError("connection refused"))
-    assert "the database server is unreachable: connection refused" in str(down)
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a full disk is a small tmpfs, which needs root to mount")
+def test_a_full_disk_under_the_database_says_so(tmp_path):
+    from nnstudy.errors import StoreError
+    from nnstudy.study.store import Store
+
+    with _mounted(tmp_path / "small", "-t", "tmpfs", "-o", "size=48k", "tmpfs") as small:
+        with pytest.raises(StoreError) as full:
+            Store(f"sqlite:///{small / 'study.db'}", create=True)._study_id("s", True)
+    assert str(full.value) == (f"{small / 'study.db'}: cannot use the study database: the disk is full: "
+                               "database or disk is full")
+
+
+def test_an_unreachable_database_server_says_so(tmp_path, capsys):
+    pytest.importorskip("psycopg")
+    (tmp_path / "study.toml").write_text(GRID)  # a study folder whose store is a server nobody runs
+    code, _, err = _cli(capsys, "status", tmp_path, "--storage", "postgresql+psycopg://nobody@127.0.0.1:9/x")
+    _refused(code, err, "127.0.0.1:9/x: cannot use the study database: the database server is unreachable: ",
+             "Connection refused")
