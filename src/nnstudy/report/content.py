@@ -161,7 +161,7 @@ def study_context(spec: Any) -> analysis.StudyContext:
 
 def arm_axis(spec: Any) -> ArmAxis:
     """The x axis of the per-arm figures (see the module docstring)."""
-    from nnstudy.study.spec import render_value
+    from nnstudy.study.file import render_value
 
     arms = spec.arms()
     keys = list(spec.axes())

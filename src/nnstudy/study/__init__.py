@@ -43,9 +43,9 @@ import pandas as pd
 
 from nnstudy.errors import SpecError, StoreError
 from nnstudy.study.design import ArmPlan, plan_arms
+from nnstudy.study.file import StudySpec, load_study
 from nnstudy.study.results import arm_summary, curves_frame, planned_records, results_frame, status_frame
 from nnstudy.study.runner import RunSummary, run_study
-from nnstudy.study.spec import StudySpec, load_study
 from nnstudy.study.store import Record, Store, default_url
 
 __all__ = ["RunSummary", "Study", "StudySpec", "load_study", "open_study", "run_study"]

@@ -32,7 +32,7 @@ from optuna.samplers import GridSampler
 
 from nnstudy.spec import RunSpec
 from nnstudy.study._optuna import quiet_optuna
-from nnstudy.study.spec import Arm, Choice, IntRange, LogRange, NuisanceSpec, StudySpec
+from nnstudy.study.file import Arm, Choice, IntRange, LogRange, NuisanceSpec, StudySpec
 
 __all__ = ["ArmPlan", "Outcome", "PlannedRun", "Tuner", "check_design", "plan_arms", "worst_value"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from nnstudy.study.design import ArmPlan, PlannedRun
-from nnstudy.study.spec import StudySpec, render_value
+from nnstudy.study.file import StudySpec, render_value
 from nnstudy.study.store import Record
 
 __all__ = ["RESULT_COLUMNS", "arm_summary", "curves_frame", "planned_records", "results_frame", "status_frame"]

@@ -47,8 +47,8 @@ from nnstudy.errors import PathError, SpecError, path_errors
 from nnstudy.spec import DataSpec, dump_toml
 from nnstudy.study import _worker
 from nnstudy.study.design import ArmPlan, PlannedRun, intermediate_values, metric_value, optuna_params, plan_arms
+from nnstudy.study.file import StudySpec
 from nnstudy.study.results import planned_records, results_frame
-from nnstudy.study.spec import StudySpec
 from nnstudy.study.store import FolderLock, Record, Store, default_url
 
 __all__ = ["RunSummary", "default_workers", "run_study"]
