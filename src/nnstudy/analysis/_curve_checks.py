@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nnstudy.analysis import _format as fmt
 from nnstudy.analysis import _frame
+from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis._check import INFO, WARNING, Check
 from nnstudy.analysis.context import StudyContext
 

@@ -18,8 +18,8 @@ import math
 
 import pandas as pd
 
-from nnstudy.analysis import _format as fmt
 from nnstudy.analysis import _frame, stats
+from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis._check import INFO, WARNING, Check
 from nnstudy.analysis.context import StudyContext
 

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from nnstudy.analysis import _curve_checks, _frame, _outcome_checks, stats
-from nnstudy.analysis import _format as fmt
+from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis._check import INFO, WARNING, Check
 from nnstudy.analysis.context import StudyContext, split_keys
 

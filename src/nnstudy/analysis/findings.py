@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from nnstudy.analysis import _format as fmt
 from nnstudy.analysis import _frame, stats
+from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis._check import WARNING, Check
 from nnstudy.analysis.checks import chosen_values, run_checks
 from nnstudy.analysis.context import StudyContext, split_keys

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from nnstudy.analysis import A_BETTER, B_BETTER, VERDICT_RULE
-from nnstudy.analysis import _format as fmt
+from nnstudy.analysis import formatting as fmt
 from nnstudy.report.content import Content
 
 __all__ = ["Cell", "Figure", "Table", "html", "markdown", "view"]

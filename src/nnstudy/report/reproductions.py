@@ -37,8 +37,8 @@ from typing import Any
 
 import pandas as pd
 
-from nnstudy.analysis import _format as fmt
 from nnstudy.analysis import _frame, stats
+from nnstudy.analysis import formatting as fmt
 from nnstudy.errors import NnstudyError, SpecError
 from nnstudy.spec import load_toml
 

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator, PercentFormatter
 
 from nnstudy.analysis import A_BETTER, B_BETTER, VERDICT_RULE
-from nnstudy.analysis import _format as fmt
+from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis.findings import split_keys
 from nnstudy.report import figures
 from nnstudy.report.content import ArmAxis, Content
