@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nnstudy.analysis import stats
-from nnstudy.analysis._frame import seed_values
+from nnstudy.analysis.tabular import seed_values
 from nnstudy.study import open_study
 
 STUDY = """

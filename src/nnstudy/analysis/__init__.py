@@ -15,7 +15,6 @@ run and epoch). Outputs are dataclasses and DataFrames; nothing here draws or wr
 
 from __future__ import annotations
 
-from nnstudy.analysis._frame import FINAL_METRICS, seed_values
 from nnstudy.analysis.checks import (
     LR_COUPLED,
     Check,
@@ -53,6 +52,7 @@ from nnstudy.analysis.stats import (
     seeds_needed,
     sign_test_min_pairs,
 )
+from nnstudy.analysis.tabular import FINAL_METRICS, seed_values
 
 __all__ = [
     "A_BETTER",

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nnstudy.analysis import _frame
 from nnstudy.analysis import formatting as fmt
+from nnstudy.analysis import tabular
 from nnstudy.analysis._check import INFO, WARNING, Check
 from nnstudy.analysis.context import StudyContext
 
@@ -66,7 +66,7 @@ def check_still_improving(
     results: pd.DataFrame, curves: pd.DataFrame | None, ctx: StudyContext, window: int = 3
 ) -> list[Check]:
     """Warn for arms whose metric still improved at the last epoch by more than the seed noise."""
-    fc = _frame.final_curves(results, curves)
+    fc = tabular.final_curves(results, curves)
     candidates = [ctx.metric, ctx.metric.replace("test_", "val_")]
     metric = next((m for m in candidates if m in fc.columns), None)
     if metric is None:
@@ -125,7 +125,7 @@ def _restored(results: pd.DataFrame, runs: list[str]) -> bool:
 
 def check_overfitting(results: pd.DataFrame, curves: pd.DataFrame | None, rel_tol: float = 0.02) -> list[Check]:
     """Flag arms whose validation loss rose after its minimum while training loss kept falling."""
-    per_arm = _runs(_frame.final_curves(results, curves), ["epoch", "val_loss", "train_loss"])
+    per_arm = _runs(tabular.final_curves(results, curves), ["epoch", "val_loss", "train_loss"])
     hits: dict[str, dict[str, Any]] = {}
     restored: list[bool] = []
     for arm, runs in per_arm.items():
@@ -183,7 +183,7 @@ def check_train_loss_rising(
     results: pd.DataFrame, curves: pd.DataFrame | None, rel_tol: float = 0.1, abs_tol: float = 0.01
 ) -> list[Check]:
     """Warn for arms with a final run whose training loss ended well above its minimum."""
-    per_arm = _runs(_frame.final_curves(results, curves), ["epoch", "train_loss"])
+    per_arm = _runs(tabular.final_curves(results, curves), ["epoch", "train_loss"])
     hits: dict[str, dict[str, Any]] = {}
     for arm, runs in per_arm.items():
         rising = []

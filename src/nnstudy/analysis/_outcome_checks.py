@@ -18,8 +18,8 @@ import math
 
 import pandas as pd
 
-from nnstudy.analysis import _frame, stats
 from nnstudy.analysis import formatting as fmt
+from nnstudy.analysis import stats, tabular
 from nnstudy.analysis._check import INFO, WARNING, Check
 from nnstudy.analysis.context import StudyContext
 
@@ -50,9 +50,9 @@ def check_at_chance(results: pd.DataFrame, classes: int = CLASSES) -> list[Check
         return []
     out = []
     for phase, label, severity in PHASES:
-        rows = _frame.complete(_frame.phase_rows(results, phase))
+        rows = tabular.complete(tabular.phase_rows(results, phase))
         per_arm: dict[str, tuple[int, int, str]] = {}
-        for arm in _frame.arms(rows):
+        for arm in tabular.arms(rows):
             mine = rows[rows["arm"] == arm]
             why = [w for _, r in mine.iterrows() if (w := _at_chance(r, classes)) is not None]
             if why:
@@ -79,17 +79,17 @@ def check_tuned_worse_than_slice(
         return []
     m = ctx.metric
     keys = [k for k in ctx.search_space() if k in results.columns]
-    tune = _frame.phase_rows(results, "tune")
+    tune = tabular.phase_rows(results, "tune")
     clauses, hits = [], {}
-    for arm in _frame.arms(results):
-        tuned, untuned = (_frame.seed_values(results, m, arm, phase) for phase in ("final", "slice"))
+    for arm in tabular.arms(results):
+        tuned, untuned = (tabular.seed_values(results, m, arm, phase) for phase in ("final", "slice"))
         pb = stats.prob_better(untuned, tuned, ctx.better, n_boot=n_boot, seed=seed)
         if pb.decision != stats.A_BETTER:
             continue
         d = stats.paired_difference(untuned, tuned, n_boot=n_boot, seed=seed)
         sd = math.sqrt((tuned.var(ddof=1) + untuned.var(ddof=1)) / 2) if min(len(tuned), len(untuned)) > 1 else math.nan
         need = stats.seeds_needed(d.mean_diff, sd) if math.isfinite(sd) else math.nan
-        finals = _frame.phase_rows(results, "final")
+        finals = tabular.phase_rows(results, "final")
         mine = finals[finals["arm"] == arm]
         values = ", ".join(f"{k} = {fmt.num(mine[k].dropna().iloc[0])}" for k in keys if mine[k].notna().any())
         base = ", ".join(f"{k} = {fmt.num(ctx.base[k])}" for k in keys if k in ctx.base)

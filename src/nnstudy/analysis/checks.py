@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from nnstudy.analysis import _curve_checks, _frame, _outcome_checks, stats
+from nnstudy.analysis import _curve_checks, _outcome_checks, stats, tabular
 from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis._check import INFO, WARNING, Check
 from nnstudy.analysis.context import StudyContext, split_keys
@@ -88,7 +88,7 @@ def check_fixed_learning_rate(results: pd.DataFrame, ctx: StudyContext) -> list[
     if not coupled:
         return []
     lr = ctx.base.get(LR_KEY)
-    finals = _frame.phase_rows(results, "final")
+    finals = tabular.phase_rows(results, "final")
     if LR_KEY in finals.columns:
         used = pd.unique(finals[LR_KEY].dropna())
         if len(used) > 1:  # the runs did use several rates: the rate was not fixed after all
@@ -97,7 +97,7 @@ def check_fixed_learning_rate(results: pd.DataFrame, ctx: StudyContext) -> list[
             lr = used[0]
     keys = fmt.join(coupled)
     reasons = fmt.join(dict.fromkeys(coupled.values()))
-    n_arms = len(_frame.arms(results)) if "arm" in results.columns else 0
+    n_arms = len(tabular.arms(results)) if "arm" in results.columns else 0
     at = f"one fixed learning rate ({fmt.num(lr)})" if lr is not None else "one fixed learning rate"
     sentence = (
         f"{keys} {'was' if len(coupled) == 1 else 'were'} compared at {at} across {fmt.plural(n_arms, 'arm')}: "
@@ -132,7 +132,7 @@ def _not_separable(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: 
     if len(ranked) < 2:
         return []
     (a, ma), (b, mb) = ranked[0], ranked[1]
-    va, vb = _frame.seed_values(results, ctx.metric, a), _frame.seed_values(results, ctx.metric, b)
+    va, vb = tabular.seed_values(results, ctx.metric, a), tabular.seed_values(results, ctx.metric, b)
     pb = stats.prob_better(va, vb, ctx.better, n_boot=n_boot, seed=seed)
     if pb.decision != stats.UNDECIDED:
         return []
@@ -188,9 +188,9 @@ def chosen_values(results: pd.DataFrame, ctx: StudyContext) -> pd.DataFrame:
     takes its best completed tuning trial by ``ctx.metric``.
     """
     keys = [k for k in ctx.search_space() if k in results.columns]
-    finals, tune = _frame.phase_rows(results, "final"), _frame.complete(_frame.phase_rows(results, "tune"))
+    finals, tune = tabular.phase_rows(results, "final"), tabular.complete(tabular.phase_rows(results, "tune"))
     table: dict[str, dict[str, Any]] = {}
-    for arm in _frame.arms(results):
+    for arm in tabular.arms(results):
         rows = finals[finals["arm"] == arm]
         if not len(rows) and ctx.metric in tune.columns:
             t = tune[tune["arm"] == arm].dropna(subset=[ctx.metric])
@@ -263,12 +263,12 @@ def check_runs_lost(results: pd.DataFrame) -> list[Check]:
         return []
     out = []
     for phase, label in (("final", "final runs"), ("tune", "tuning trials")):
-        rows = _frame.phase_rows(results, phase)
+        rows = tabular.phase_rows(results, phase)
         for status in ("diverged", "failed"):
             per_arm = {}
-            for arm in _frame.arms(rows):
+            for arm in tabular.arms(rows):
                 g = rows[rows["arm"] == arm]
-                if (k := _frame.status_count(g, status)) > 0:
+                if (k := tabular.status_count(g, status)) > 0:
                     per_arm[arm] = (k, len(g))
             if not per_arm:
                 continue

@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from nnstudy.analysis import _frame, stats
 from nnstudy.analysis import formatting as fmt
+from nnstudy.analysis import stats, tabular
 from nnstudy.analysis._check import WARNING, Check
 from nnstudy.analysis.checks import chosen_values, run_checks
 from nnstudy.analysis.context import StudyContext, split_keys
@@ -50,8 +50,8 @@ def _answer(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) ->
     m = ctx.metric
     ranked = stats.rank_arms(results, ctx.metric, ctx.better)
     if not ranked:
-        finals = _frame.phase_rows(results, "final")
-        n_arms = len(_frame.arms(results)) if "arm" in results.columns else 0
+        finals = tabular.phase_rows(results, "final")
+        n_arms = len(tabular.arms(results)) if "arm" in results.columns else 0
         return (
             f"No final run has a {m} yet (0 of {len(finals)} final runs completed across "
             f"{fmt.plural(n_arms, 'arm')}), so there is no answer.",
@@ -63,7 +63,7 @@ def _answer(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) ->
     if len(ranked) == 1:
         return head + "; no other arm has completed final runs to compare it with.", numbers
     ru, mr = ranked[1]
-    va, vb = _frame.seed_values(results, m, best), _frame.seed_values(results, m, ru)
+    va, vb = tabular.seed_values(results, m, best), tabular.seed_values(results, m, ru)
     pb = stats.prob_better(va, vb, ctx.better, n_boot=n_boot, seed=seed)
     pd_ = stats.paired_difference(va, vb, n_boot=n_boot, seed=seed)
     evidence = (
@@ -111,7 +111,7 @@ def _test(results: pd.DataFrame, ctx: StudyContext, arm: str | None = None) -> t
     if not ranked or test == ctx.metric or test not in results.columns:
         return None
     best = ranked[0][0] if arm is None else arm
-    done = _frame.final_complete(results)
+    done = tabular.final_complete(results)
     mi = stats.mean_interval(pd.to_numeric(done.loc[done["arm"] == best, test], errors="coerce"),
                              bounds=stats.metric_bounds(test))
     if mi.n == 0:
@@ -170,7 +170,7 @@ def _per_group(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int)
                                    "where": where, "mean": mb.mean, "low": mb.low, "high": mb.high}
         if len(ranked) > 1:
             ru, mr = ranked[1]
-            pb = stats.prob_better(_frame.seed_values(rows, m, best), _frame.seed_values(rows, m, ru), ctx.better,
+            pb = stats.prob_better(tabular.seed_values(rows, m, best), tabular.seed_values(rows, m, ru), ctx.better,
                                    n_boot=n_boot, seed=seed)
             verdict = "beats" if pb.decision == stats.A_BETTER else "cannot be told apart from"
             who = f"{x}={fmt.num(x_of[best])}"
@@ -224,7 +224,7 @@ def _multiplicity(results: pd.DataFrame, ctx: StudyContext, n_groups: int) -> tu
 def _nuisance(results: pd.DataFrame, ctx: StudyContext) -> list[tuple[str, dict[str, Any]]]:
     """One sentence per tuned key: the value each arm settled on, with the trials it took."""
     chosen = chosen_values(results, ctx)
-    tune = _frame.phase_rows(results, "tune")
+    tune = tabular.phase_rows(results, "tune")
     if not len(tune) or chosen.empty:
         return []
     trials = tune.groupby("arm", sort=False).size()
@@ -260,7 +260,7 @@ def findings(
 
     Raises ValueError where ``results`` has no ``arm`` column or no ``ctx.metric`` column.
     """
-    _frame.require(results, ["arm", ctx.metric])
+    tabular.require(results, ["arm", ctx.metric])
     groups = _per_group(results, ctx, n_boot, seed)
     answer = _group_headline(groups) if groups else _answer(results, ctx, n_boot, seed)
     items: list[tuple[str, str, dict[str, Any]]] = [("answer", *answer)]

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from nnstudy.analysis import _frame
+from nnstudy.analysis import tabular
 from nnstudy.analysis.context import check_direction, default_direction
 
 A_BETTER = "A better"
@@ -136,20 +136,20 @@ def arm_summary(results: pd.DataFrame, metrics: Sequence[str] | None = None, con
     have at least one value (so no test columns where no run was tested). Raises ValueError for a
     metric that is not a column.
     """
-    finals = _frame.phase_rows(results, "final")
-    done = _frame.complete(finals)
+    finals = tabular.phase_rows(results, "final")
+    done = tabular.complete(finals)
     if metrics is None:
-        metrics = [m for m in _frame.FINAL_METRICS if m in results.columns and done[m].notna().any()]
-    _frame.require(results, ["arm", *metrics])
+        metrics = [m for m in tabular.FINAL_METRICS if m in results.columns and done[m].notna().any()]
+    tabular.require(results, ["arm", *metrics])
     rows = []
-    for arm in _frame.arms(results):
+    for arm in tabular.arms(results):
         ran, ok = finals[finals["arm"] == arm], done[done["arm"] == arm]
         row: dict[str, object] = {
             "arm": arm,
             "runs": len(ran),
             "n": len(ok),
-            "diverged": _frame.status_count(ran, "diverged"),
-            "failed": _frame.status_count(ran, "failed"),
+            "diverged": tabular.status_count(ran, "diverged"),
+            "failed": tabular.status_count(ran, "failed"),
         }
         for m in metrics:
             mi = mean_interval(pd.to_numeric(ok[m], errors="coerce"), confidence, metric_bounds(m))
@@ -172,9 +172,9 @@ def rank_arms(
     direction = default_direction(metric) if direction is None else check_direction(direction)
     if metric not in results.columns:
         return []
-    done = _frame.final_complete(results)
+    done = tabular.final_complete(results)
     ranked = []
-    for arm in _frame.arms(results):
+    for arm in tabular.arms(results):
         values = pd.to_numeric(done.loc[done["arm"] == arm, metric], errors="coerce")
         mi = mean_interval(values, confidence, metric_bounds(metric))
         if mi.n:
@@ -284,8 +284,8 @@ def pairwise(
     bootstrapped once and mirrored, so P(B beats A) = 1 - P(A beats B) and the bounds mirror too.
     """
     direction = default_direction(metric) if direction is None else check_direction(direction)
-    names = _frame.arms(results)
-    values = {arm: _frame.seed_values(results, metric, arm) for arm in names}
+    names = tabular.arms(results)
+    values = {arm: tabular.seed_values(results, metric, arm) for arm in names}
     flip = {A_BETTER: B_BETTER, B_BETTER: A_BETTER, UNDECIDED: UNDECIDED}
     rows = []
     for i, a in enumerate(names):
@@ -316,7 +316,7 @@ def prob_better_matrix(
     column), ``m["low"]``/``m["high"]`` its bounds. The diagonal is NaN (an arm is not compared with
     itself).
     """
-    names = _frame.arms(results)
+    names = tabular.arms(results)
     pw = pairwise(results, metric, direction, n_boot, confidence, seed, min_pairs)
     fields = {"p": "p", "low": "p_low", "high": "p_high", "n_pairs": "n_pairs", "decision": "decision"}
     blocks = {}
@@ -363,11 +363,11 @@ def expected_max_curves(
     ``expected``, ``var``, ``std``, ``trials``; empty where there is no tune phase.
     """
     direction = default_direction(metric) if direction is None else check_direction(direction)
-    tune = _frame.phase_rows(results, "tune")
+    tune = tabular.phase_rows(results, "tune")
     frames = []
     if len(tune):
-        _frame.require(results, ["arm", metric])
-        for arm in _frame.arms(tune):
+        tabular.require(results, ["arm", metric])
+        for arm in tabular.arms(tune):
             scores = pd.to_numeric(tune.loc[tune["arm"] == arm, metric], errors="coerce")
             curve = expected_max(scores, n_max, direction)
             if len(curve):

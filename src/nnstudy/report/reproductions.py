@@ -37,8 +37,8 @@ from typing import Any
 
 import pandas as pd
 
-from nnstudy.analysis import _frame, stats
 from nnstudy.analysis import formatting as fmt
+from nnstudy.analysis import stats, tabular
 from nnstudy.errors import NnstudyError, SpecError
 from nnstudy.spec import load_toml
 
@@ -141,7 +141,7 @@ def _score(values: pd.Series, metric: str) -> str:
 
 
 def _verdict(results: pd.DataFrame, metric: str, better: str, a: str, b: str) -> tuple[str, stats.ProbBetter]:
-    pb = stats.prob_better(_frame.seed_values(results, metric, a), _frame.seed_values(results, metric, b), better)
+    pb = stats.prob_better(tabular.seed_values(results, metric, a), tabular.seed_values(results, metric, b), better)
     return fmt.prob_evidence(pb.p, pb.low, pb.high, pb.n_pairs, a), pb
 
 
@@ -150,7 +150,7 @@ def _holds(c: Claim, results: pd.DataFrame, metric: str, better: str, arm: str) 
     if c.claim == "value":
         if c.notebook is None:
             return "nothing to compare: the notebook reports no number"
-        mi = stats.mean_interval(_frame.seed_values(results, c.metric, arm))
+        mi = stats.mean_interval(tabular.seed_values(results, c.metric, arm))
         if mi.n == 0:
             return "not checked: no completed final run"
         gap = abs(mi.mean - c.notebook)
@@ -161,7 +161,7 @@ def _holds(c: Claim, results: pd.DataFrame, metric: str, better: str, arm: str) 
         word = "reproduced" if gap <= c.tolerance else "not reproduced"
         return f"{word}: the notebook's number is {size} from nnstudy's mean (tolerance {tol})"
     if c.claim == "better":
-        known = set(_frame.arms(results))
+        known = set(tabular.arms(results))
         if not {c.a, c.b} <= known:
             return f"not checked: arm {c.a if c.a not in known else c.b} is not in the stored study"
         ev, pb = _verdict(results, metric, better, c.a, c.b)
@@ -203,8 +203,8 @@ def row(c: Claim, runs: Path, studies: Path | None) -> Row:
     results = study.results()
     metric, better = study.spec.study.metric, "max" if study.spec.study.maximize else "min"
     arm = stats.rank_arms(results, metric, better)[0][0] if c.arm == "best" and len(results) else c.arm
-    arm_known = arm in set(_frame.arms(results)) if len(results) else False
-    value = _score(_frame.seed_values(results, c.metric, arm), c.metric) if arm_known else "no such arm"
+    arm_known = arm in set(tabular.arms(results)) if len(results) else False
+    value = _score(tabular.seed_values(results, c.metric, arm), c.metric) if arm_known else "no such arm"
     shown = f"{value} ({arm})" if c.arm == "best" else value
     holds = _holds(c, results, metric, better, arm) if arm_known or c.claim != "value" else "not checked"
     shipped = studies / f"{c.study}.toml" if studies is not None else None
