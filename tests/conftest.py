@@ -63,58 +63,147 @@ def _postgres_binaries() -> tuple[str, str] | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL server for the session: initdb into a temporary folder, listening on
-    127.0.0.1 only, trust authentication, stopped at the end. Yields a SQLAlchemy URL for a fresh
-    database. As root, the server runs as the ``postgres`` user (PostgreSQL refuses root)."""
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
-    import time
+class Postgres:
+    """A real PostgreSQL server in a temporary folder, on 127.0.0.1 only, trust authentication (plus a
+    user with a password, ``secret_user``/``SECRET``, for the tests of wrong passwords). As root it
+    runs as the ``postgres`` user (PostgreSQL refuses root). ``url`` is a database of its own for the
+    session; ``new_database()`` makes another (a test that must not see others' studies)."""
 
-    binaries = _postgres_binaries()
-    if binaries is None:
-        pytest.skip("PostgreSQL server not installed (Debian: apt-get install postgresql)")
-    initdb, postgres = binaries
-    # not under pytest's tmp tree: that is private to the current user, and the server may run as another
-    base = Path(tempfile.mkdtemp(prefix="nnstudy-pg-"))
-    data, sockets = base / "data", base / "sockets"
-    sockets.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "nnstudy", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [*as_user, postgres, "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(sockets)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import psycopg
+    SECRET = "s3cret-Pa55"
 
-    deadline = time.monotonic() + 600  # a hang guard: a busy machine starts it slower, not never
-    while True:
+    def __init__(self):
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+
+        binaries = _postgres_binaries()
+        if binaries is None:
+            pytest.skip("PostgreSQL server not installed (Debian: apt-get install postgresql)")
+        self.initdb, self.postgres = binaries
+        # not under pytest's tmp tree: that is private to the current user, and the server may run as another
+        self.base = Path(tempfile.mkdtemp(prefix="nnstudy-pg-"))
+        self.data, self.sockets = self.base / "data", self.base / "sockets"
+        self.sockets.mkdir()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.base, "postgres")
+            shutil.chown(self.sockets, "postgres")
+        subprocess.run([*self.as_user, self.initdb, "-D", str(self.data), "-U", "nnstudy", "--auth=trust",
+                        "-E", "UTF8"], check=True, capture_output=True)
+        # the password user authenticates by password; everyone else is trusted
+        hba = self.data / "pg_hba.conf"
+        hba.write_text("host all secret_user 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = None
+        self.start()
+        self.execute(f"CREATE USER secret_user PASSWORD '{self.SECRET}' CREATEDB")
+        self.url = self.new_database("nnstudy_test")
+        self._n = 0
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import psycopg
+
+        self.server = subprocess.Popen(
+            [*self.as_user, self.postgres, "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1",
+             "-k", str(self.sockets)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 600  # a hang guard: a busy machine starts it slower, not never
+        while True:
+            try:
+                psycopg.connect(f"host=127.0.0.1 port={self.port} user=nnstudy dbname=postgres").close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or self.server.poll() is not None:
+                    self.server.kill()
+                    pytest.fail("PostgreSQL did not start within 10 minutes")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT to the server: sessions are ended, not waited for)."""
+        import signal
+        import subprocess
+
         try:
-            with psycopg.connect(f"host=127.0.0.1 port={port} user=nnstudy dbname=postgres", autocommit=True) as c:
-                c.execute("CREATE DATABASE nnstudy_test")
-            break
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("PostgreSQL did not start within 10 minutes")
-            time.sleep(0.3)
-    try:
-        yield f"postgresql+psycopg://nnstudy@127.0.0.1:{port}/nnstudy_test"
-    finally:
-        server.terminate()
+            os.kill(self.postmaster_pid(), signal.SIGINT)
+        except (OSError, ValueError):
+            self.server.terminate()
         try:
-            server.wait(timeout=30)
+            self.server.wait(timeout=600)  # a hang guard only
         except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(base, ignore_errors=True)
+            self.server.kill()
+            self.server.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP the server and its sessions: connections open, nothing answers (a hung machine)."""
+        import signal
+
+        self.frozen = self.backends()
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT them, and runuser, which stops itself when its child stops (as su does)."""
+        import signal
+
+        for pid in [*self.frozen, self.server.pid]:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def backends(self) -> list[int]:
+        """The server process and its children (the sessions, background workers)."""
+        pid = self.postmaster_pid()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, kids)]
+
+    def postmaster_pid(self) -> int:
+        """The server process itself (under runuser, a child of the Popen)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=nnstudy dbname=postgres", autocommit=True) as c:
+            c.execute(sql)
+
+    def new_database(self, name: str | None = None) -> str:
+        if name is None:
+            self._n += 1
+            name = f"nnstudy_t{self._n}"
+        self.execute(f"CREATE DATABASE {name}")
+        self.execute(f"GRANT ALL ON DATABASE {name} TO secret_user")
+        self.execute(f"ALTER DATABASE {name} OWNER TO secret_user")
+        return f"postgresql+psycopg://nnstudy@127.0.0.1:{self.port}/{name}"
+
+    def close(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The session's PostgreSQL server (``Postgres``), stopped at the end."""
+    server = Postgres()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres):
+    """A SQLAlchemy URL for a database of the session's PostgreSQL server."""
+    return postgres.url

@@ -308,10 +308,14 @@ def study_run(
     quiet: bool = typer.Option(False, "--quiet", help="no progress display; only the results table"),
     report: bool = typer.Option(True, "--report/--no-report", help="write report.html, report.md and figures/"),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run again the runs stored as failed"),
 ):
     """Run a study, or resume it: only runs not yet in its store are trained. Prints one row per arm.
     Several study files run one after the other (each validated before any trains), with one summary
     line per study at the end.
+
+    With --storage postgresql://..., the same command on several machines shares the study: each
+    trains the runs it claims (see docs/distributed.md).
 
     Example: nnstudy run studies/quickstart.toml --workers 2; nnstudy run studies/notebooks/*.toml
     """
@@ -333,7 +337,7 @@ def study_run(
         for f in folders:
             check_report_folder(f, force=force)
     pairs = zip(specs, folders, strict=True)
-    lines = [_run_one(spec, f, workers, storage, data_dir, quiet, report, force) for spec, f in pairs]
+    lines = [_run_one(spec, f, workers, storage, data_dir, quiet, report, force, retry_failed) for spec, f in pairs]
     if len(lines) > 1:
         console.print(f"\n{len(lines)} studies:", highlight=False)
         for line in lines:
@@ -341,13 +345,13 @@ def study_run(
 
 
 def _run_one(spec: Any, folder: Path, workers: int | None, storage: str | None, data_dir: Path | None,
-             quiet: bool, report: bool, force: bool) -> str:
+             quiet: bool, report: bool, force: bool, retry_failed: bool = False) -> str:
     """Run one study as ``nnstudy run`` does; returns its summary line."""
     from nnstudy.study import Study, run_study
 
     try:
         summary = run_study(spec, folder, workers=workers, storage=storage, data_dir=data_dir,
-                            console=console, quiet=quiet)
+                            console=console, quiet=quiet, retry_failed=retry_failed)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     handle = Study(spec, summary.folder, storage)
@@ -371,16 +375,56 @@ def _run_one(spec: Any, folder: Path, workers: int | None, storage: str | None, 
             f"{summary.failed} failed; {summary.seconds:.1f} s){stopped} in {summary.folder}")
 
 
+@app.command("worker")
+def study_worker(
+    storage: str = typer.Option(..., "--storage", help="the study's store, e.g. postgresql://user@host/db"),
+    name: str = typer.Option(..., "--study", help="the study's name, as in its study file"),
+    folder: Optional[Path] = typer.Option(  # noqa: UP045
+        None, "--dir", help="where final runs' weights go (default: runs/<name>)"),
+    workers: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--workers", help="processes training at once (default: cores / study.threads; 1 on a GPU)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),  # noqa: UP045
+):
+    """Join a study in a shared store from any machine and train its runs until it is done.
+
+    The study file is read from the store. Prints one line per finished run.
+    Example: nnstudy worker --storage postgresql://me@db-host/studies --study batch-size --workers 4
+    """
+    from nnstudy.study import run_study, stored_study
+
+    spec = stored_study(storage, name)
+    try:
+        summary = run_study(spec, folder, workers=workers, storage=storage, data_dir=data_dir, console=console,
+                            lines=True)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    console.print(f"{summary.done} of {summary.total} runs stored ({summary.trained} trained by this worker, "
+                  f"{summary.failed} failed; {summary.seconds:.1f} s, {summary.store_seconds:.2f} s of it in the "
+                  "store)", highlight=False, soft_wrap=True)
+
+
 @app.command("status")
 def study_status(
-    study: Path = typer.Argument(..., help="a study folder, or its study file"),
+    study: Optional[Path] = typer.Argument(None, help="a study folder, or its study file"),  # noqa: UP045
     storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
+    name: Optional[str] = typer.Option(None, "--study", help="with --storage and no folder: the study's name"),  # noqa: UP045
 ):
-    """Runs per arm and phase: planned, complete, diverged, pruned, failed, still to run."""
+    """Runs per arm and phase (planned, complete, diverged, pruned, failed, still to run), the workers
+    on the study (host, pid, last beat, runs in flight), runs per minute and the time left."""
     from nnstudy.study import open_study
 
-    handle = open_study(study, storage)
-    _print_table(_frame_table(handle.status(), f"{handle.spec.name} ({handle.folder})"))
+    handle = open_study(study, storage, name)
+    _print_table(_frame_table(handle.status(), f"{handle.spec.name} ({handle.store.where})"))
+    workers = handle.workers()
+    if len(workers):
+        alive = int(workers["alive"].sum())
+        _print_table(_frame_table(workers, f"workers: {alive} alive of {len(workers)} registered"))
+    p = handle.progress()
+    line = f"{p['done']} of {p['total']} runs stored"
+    if p["rate"] is not None and p["done"] < p["total"]:
+        line += (f"; {p['rate']:.3g} runs/minute over the last {p['window_minutes']:g} minutes, "
+                 f"about {p['eta_minutes']:.1f} minutes to go at that rate")
+    console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command("results")

@@ -165,6 +165,54 @@ def test_kill_9_at_a_random_run_then_resume_equals_the_uninterrupted_study(refer
     assert table(p.stdout) == table(ref_out)
 
 
+def test_a_runner_sigkilled_mid_run_on_sqlite_has_its_runs_retried_by_the_next_run(reference, cli, tmp_path):
+    """One machine, SQLite, the runner training in its own process (--workers 1): SIGKILL it; the next
+    ``nnstudy run`` takes over the dead process's claims at once (its pid is gone from this host) and
+    the table equals the uninterrupted one."""
+    path, ref_folder, _ = reference
+    folder = tmp_path / "killed-alone"
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    in_flight: list[str] = []
+    while not in_flight:  # a run claimed and training, after at least two are stored
+        assert proc.poll() is None, proc.communicate()
+        if stored_runs(folder) >= 2:
+            try:
+                with sqlite3.connect(f"file:{folder / 'study.db'}?mode=ro", uri=True, timeout=0.01) as db:
+                    in_flight = [r for (r,) in db.execute("select run from nnstudy_claims where state = 'running'")]
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    stored = stored_runs(folder, settled=True)
+    with sqlite3.connect(folder / "study.db") as db:  # what the dead runner held: claimed, never stored
+        killed = [r for (r,) in db.execute("select run from nnstudy_claims where state = 'running'")]
+    assert killed, "the kill fell between two runs: nothing in flight to retry"
+    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert f"{TOTAL - stored} trained now" in p.stdout and "0 failed" in p.stdout
+    assert final_table(folder).equals(final_table(ref_folder))
+    with sqlite3.connect(folder / "study.db") as db:
+        attempts = dict(db.execute("select run, attempts from nnstudy_claims").fetchall())
+    assert all(attempts[r] == 2 for r in killed) and sum(a == 2 for a in attempts.values()) == len(killed)
+
+
+def test_two_runners_started_on_one_new_folder_at_once_give_one_study_and_delete_nothing(reference, cli, tmp_path):
+    """Fresh or not is decided under the folder's lock: the runner that loses the lock says so and
+    removes nothing; the winner's study is complete."""
+    path, ref_folder, _ = reference
+    folder = tmp_path / "raced"
+    procs = [cli.popen("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", "--no-report",
+                       cwd=tmp_path) for _ in range(2)]
+    results = [(p.communicate(), p.returncode) for p in procs]
+    codes = sorted(code for _, code in results)
+    assert codes in ([0, 0], [0, 2]), results
+    for (_, err), code in results:
+        if code == 2:
+            assert "another nnstudy run" in err and len(err.strip().splitlines()) == 1
+    assert final_table(folder).equals(final_table(ref_folder)) and (folder / "study.toml").is_file()
+
+
 def test_ctrl_c_stops_cleanly_with_exit_130_and_the_same_command_resumes(reference, cli, tmp_path):
     path, ref_folder, _ = reference
     folder = tmp_path / "interrupted"
@@ -192,16 +240,23 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_the_same_command_resumes(referen
     assert final_table(folder).equals(final_table(ref_folder))
 
 
-def test_a_worker_killed_mid_run_fails_that_run_and_the_study_goes_on(reference, cli, tmp_path):
-    path, _, _ = reference
-    folder = tmp_path / "worker-killed"
-    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", cwd=tmp_path)
+def kill_a_training_worker(proc, folder: Path) -> None:
+    """SIGKILL one of the runner's worker processes while it trains (running, not waiting for a task)."""
     victim = None
-    while victim is None:  # a worker that is training right now (running, not waiting for a task)
+    while victim is None:
         assert proc.poll() is None, proc.communicate()
         victim = next((w for w in workers_of(proc.pid) if stored_runs(folder) >= 1 and state(w) == "R"), None)
         time.sleep(0.005)
     os.kill(victim, signal.SIGKILL)
+
+
+def test_a_worker_killed_mid_run_fails_that_run_and_the_study_goes_on(reference, cli, tmp_path):
+    """With no retries left (study.retries = 0): the killed worker's runs are stored failed with why."""
+    path, _, _ = reference
+    folder = tmp_path / "worker-killed"
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", "--set", "study.retries=0",
+                     cwd=tmp_path)
+    kill_a_training_worker(proc, folder)
     out, err = proc.communicate()
     assert proc.returncode == 0, err
     frame = open_study(folder).results()
@@ -212,6 +267,21 @@ def test_a_worker_killed_mid_run_fails_that_run_and_the_study_goes_on(reference,
     assert sizes == {len(failed)}, sizes
     assert len(frame) == TOTAL and frame["run"].is_unique  # the failed runs are final; every other run ran
     assert f"{TOTAL} of {TOTAL} runs stored" in out and f"{len(failed)} failed" in out
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_table_equals_the_uninterrupted_one(reference, cli, tmp_path):
+    path, ref_folder, _ = reference
+    folder = tmp_path / "worker-retried"
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", cwd=tmp_path)
+    kill_a_training_worker(proc, folder)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert "WorkerDied: the worker process was killed by SIGKILL" in out and "retrying (attempt 2 of 3)" in out
+    assert f"{TOTAL} of {TOTAL} runs stored" in out and "0 failed" in out
+    assert final_table(folder).equals(final_table(ref_folder))
+    with sqlite3.connect(folder / "study.db") as db:  # the killed runs' claims: started twice, stored once
+        attempts = dict(db.execute("select run, attempts from nnstudy_claims").fetchall())
+    assert len(attempts) == TOTAL and 2 in attempts.values() and set(attempts.values()) <= {1, 2}
 
 
 def test_quickstart_finishes_on_real_mnist_and_a_rerun_trains_nothing(cli, tmp_path):

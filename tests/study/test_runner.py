@@ -218,3 +218,26 @@ def test_results_command_prints_csv_and_tables(grid_study, capsys):
     assert "model.activation=relu" in out and "planned" in out
     assert command("results", str(folder)) == 0
     assert "model.activation=tanh" in capsys.readouterr().out
+
+
+def test_read_only_commands_on_an_empty_database_leave_it_byte_identical(tmp_path, study_file, capsys):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "study.toml").write_text(GRID)
+    (folder / "study.db").write_bytes(b"")  # an empty SQLite file: no tables, no study
+    for args in (["status", str(folder)], ["results", str(folder)], ["report", str(folder)]):
+        code = command(*args)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and "holds no study" in err, err
+        assert (folder / "study.db").read_bytes() == b""
+    assert sorted(p.name for p in folder.iterdir()) == ["study.db", "study.toml"]
+
+
+def test_read_only_commands_never_write_to_a_study_database(grid_study, capsys):
+    folder, _ = grid_study
+    before = (folder / "study.db").read_bytes()
+    for args in (["status", str(folder)], ["results", str(folder), "--format", "csv"]):
+        assert command(*args) == 0
+    capsys.readouterr()
+    assert (folder / "study.db").read_bytes() == before
+

@@ -4,6 +4,8 @@
     >>> run_study(spec)                                        # trains what is missing, in runs/quickstart/
     >>> study = open_study("runs/quickstart")                  # or the .toml: its folder runs/<name>/
     >>> study.results(); study.curves(); study.status(); study.best_model("model.activation=tanh")
+    >>> study.workers(); study.progress()                     # who is training it now, how fast
+    >>> stored_study("postgresql://host/db", "batch-size")    # a study as its file was stored
 
 ``Study.results()`` (one row per stored run, in design order: arm by arm, tuning trials then finals;
 the schema the analysis and report build on; keep it stable):
@@ -46,9 +48,9 @@ from nnstudy.study.design import ArmPlan, plan_arms
 from nnstudy.study.file import StudySpec, load_study
 from nnstudy.study.results import arm_summary, curves_frame, planned_records, results_frame, status_frame
 from nnstudy.study.runner import RunSummary, run_study
-from nnstudy.study.store import Record, Store, default_url
+from nnstudy.study.store import STORE_FILE, Record, Store, default_url
 
-__all__ = ["RunSummary", "Study", "StudySpec", "load_study", "open_study", "run_study"]
+__all__ = ["RunSummary", "Study", "StudySpec", "load_study", "open_study", "run_study", "stored_study"]
 
 
 class Study:
@@ -57,7 +59,7 @@ class Study:
 
     def __init__(self, spec: StudySpec, folder: Path, storage: str | None = None):
         self.spec, self.folder = spec, folder
-        self.store = Store(storage or default_url(folder))
+        self.store = Store(storage or folder_url(folder), readonly=True)  # reading never writes
 
     def _read(self) -> tuple[list[ArmPlan], list[Any]]:
         by_id = {r.run: r for r in self.store.records(self.spec.name)}
@@ -76,6 +78,31 @@ class Study:
         """Per arm and phase: runs planned, complete, diverged, pruned, failed, still to run."""
         plans, rows = self._read()
         return status_frame(self.spec, plans, results_frame(self.spec, rows))
+
+    def workers(self) -> pd.DataFrame:
+        """The workers registered on this study's store: host, pid, seconds since their last beat,
+        alive (beat within the grace period), runs in flight. Empty before any, or after all left."""
+        from nnstudy.study._claims import workers
+
+        rows = self.store.run(lambda: workers(self.store.engine, self.spec.name, self.spec.study.heartbeat))
+        return pd.DataFrame([{"host": w.host, "pid": w.pid, "last beat (s ago)": round(w.age, 1),
+                              "alive": w.alive, "runs in flight": w.running} for w in rows],
+                            columns=["host", "pid", "last beat (s ago)", "alive", "runs in flight"])
+
+    def progress(self, window_minutes: float = 10.0) -> dict[str, Any]:
+        """``done``, ``total``, and over the runs finished in the last ``window_minutes``: ``rate``
+        (runs per minute, None with fewer than 2) and ``eta_minutes`` for the rest at that rate."""
+        import datetime as dt
+
+        plans, rows = self._read()
+        done, total = len(rows), sum(p.nominal for p in plans)
+        now = dt.datetime.now(dt.timezone.utc)
+        ago = sorted((now - dt.datetime.fromisoformat(r.finished_at)).total_seconds() / 60 for _, r in rows
+                     if r.finished_at)
+        recent = [a for a in ago if a <= window_minutes]
+        rate = len(recent) / max(recent[-1], 1e-9) if len(recent) >= 2 else None
+        eta = (total - done) / rate if rate else None
+        return {"done": done, "total": total, "rate": rate, "eta_minutes": eta, "window_minutes": window_minutes}
 
     def summary(self) -> pd.DataFrame:
         """Per arm: the metric and test accuracy over the final seeds (mean ± std), chosen values."""
@@ -122,24 +149,64 @@ class Study:
         return f"Study({self.spec.name!r}, {str(self.folder)!r})"
 
 
+def folder_url(folder: str | Path) -> str:
+    """The store of a study folder: the URL it records (``store.url``, without a password), else
+    its own SQLite file."""
+    recorded = Path(folder) / STORE_FILE
+    if recorded.is_file():
+        return recorded.read_text(encoding="utf-8").strip()
+    return default_url(folder)
+
+
 def study_folder(path: str | Path) -> Path:
     """A study folder from a folder, its ``study.toml``, or a study file (→ ``runs/<name>``)."""
     p = Path(path)
     if p.is_dir():
         return p
-    if p.name == "study.toml" and (p.parent / "study.db").exists():
+    if p.name == "study.toml" and ((p.parent / "study.db").exists() or (p.parent / STORE_FILE).exists()):
         return p.parent
     if p.is_file():
         return Path("runs") / load_study(p).name
     raise StoreError(f"{p}: no such study folder or study file")
 
 
-def open_study(path: str | Path, storage: str | None = None) -> Study:
+def stored_study(storage: str, name: str) -> StudySpec:
+    """The study ``name`` as its file was stored in the store at ``storage`` (what ``nnstudy worker``
+    runs). Read-only. Raises StoreError when the store cannot be used or holds no such study."""
+    import tempfile
+
+    from nnstudy.spec import dump_toml, load_toml
+
+    store = Store(storage, readonly=True)
+    if not store.has_study(name):
+        known = store.study_names()
+        raise StoreError(f"{store.where}: holds no study named {name!r}"
+                         + (f"; studies there: {', '.join(known)}" if known else ""))
+    attrs = store.study_attrs(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "study.toml"
+        if "nnstudy:raw" in attrs:
+            path.write_text(dump_toml(attrs["nnstudy:raw"]), encoding="utf-8")
+        else:  # stored before the tables were: the file as written
+            path.write_text(attrs.get("nnstudy:text", ""), encoding="utf-8")
+            path.write_text(dump_toml(load_toml(path)), encoding="utf-8")
+        spec = load_study(path)
+    spec._source = f"{attrs.get('nnstudy:source') or name} (as stored in {store.where})"
+    spec._text = attrs.get("nnstudy:text", "")
+    return spec
+
+
+def open_study(path: str | Path | None = None, storage: str | None = None, name: str | None = None) -> Study:
     """The study in a folder (or of a study file: its folder ``runs/<name>/``), read with the study
-    file as last run there (``<folder>/study.toml``, overrides applied).
+    file as last run there (``<folder>/study.toml``, overrides applied) from the store the folder
+    records; or, with ``storage`` and ``name`` and no folder, the study as stored there. Read-only.
 
     Raises StoreError when there is no study there or its database cannot be read.
     """
+    if path is None:
+        if storage is None or name is None:
+            raise StoreError("give a study folder, or --storage URL and --study NAME")
+        return Study(stored_study(storage, name), Path("runs") / name, storage)
     folder = study_folder(path)
     if not (folder / "study.toml").is_file():
         raise StoreError(f"{folder}: not a study folder (no study.toml; run the study first: nnstudy run STUDY.toml)")

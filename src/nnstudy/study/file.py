@@ -2,7 +2,7 @@
 
 A study file is TOML with five tables::
 
-    [study]       name, question, metric, seeds, threads, max_runs, max_minutes, pack
+    [study]       name, question, metric, seeds, threads, max_runs, max_minutes, pack, retries, heartbeat
     [data]        DataSpec fields (one validation split for the whole study)
     [base]        RunSpec fields, except data, seed, test, threads, save_weights
     [scientific]  "dotted.key" = [values...]     one arm per element of the product, in file order
@@ -98,6 +98,11 @@ class StudySection(_Spec):
     max_minutes: FiniteFloat | None = Field(None, gt=0, description="stop dispatching after this long (per invocation)")
     # strict: a TOML boolean only ("yes" or 1 is a mistake worth one line, not a guess)
     pack: bool = Field(True, strict=True, description="train same-shape runs as one packed program (same numbers)")
+    # 2: a run whose worker died (killed, out of memory, a machine lost) is started at most 3 times; one
+    # that kills its worker every time is then recorded failed with the reason, and the study goes on.
+    retries: int = Field(2, ge=0, description="times a run whose worker died is started again")
+    # 10 s: one small UPDATE per worker per beat; a dead worker's runs are released after 3 missed beats.
+    heartbeat: float = Field(10.0, gt=0, le=3600, description="seconds between a worker's beats in the store")
 
     @property
     def maximize(self) -> bool:

@@ -3,9 +3,13 @@
 * Resume is the only mode: the design is replayed against the store (``design.plan_arms``), every run
   whose RunSpec identity is stored is reused, and only the rest is trained. A fresh study is a
   resume with an empty store.
-* One writer: this process owns the store. Workers (``--workers N`` processes, each with
-  ``study.threads`` torch threads) only train and send results back; each result is written the
-  moment it arrives, so a kill -9 loses at most the runs in flight. Workers die with the runner.
+* Claims: every run is claimed in the store before it trains (``_claims.py``), and its result is
+  stored by the transaction that closes the claim, so any number of runners, on one machine or many,
+  share one store (``--storage postgresql://...``; ``nnstudy worker``) with no run trained by two at
+  once and none stored twice. Local workers (``--workers N`` processes, each with ``study.threads``
+  torch threads) only train and send results back; each result is written the moment it arrives, so
+  a kill -9 loses at most the runs in flight, whose claims the next runner takes over. Workers die
+  with the runner.
 * Packing: ready runs that only differ in what a pack lets differ (seed, learning rate, weight decay,
   dropout rates, ...; equal ``packed.pack_key``) are sent to one worker as one task and trained as one
   batched program (``train_packed``), which gives each run the numbers it gets alone, so the stored
@@ -13,9 +17,10 @@
   ``packed.MAX_LANES`` runs each), so ``--workers 2`` keeps both busy. Runs with no fast path (CNNs,
   batch norm, other optimizers) go one by one. ``study.pack = false`` turns it off. Each run of a pack
   is stored on its own, with its own pruner, weights and error, the moment the pack returns.
-* A run that raises is stored as failed with its error; so is a run whose worker process died (out
-  of memory, say) - retrying it would likely die again; a pack that raises, or whose worker died, fails
-  every run in it. The study goes on.
+* A run that raises is stored as failed with its error (a pack that raises fails every run in it),
+  and the study goes on; ``retry_failed`` (``--retry-failed``) runs them again. A run whose worker
+  process died (killed, out of memory), or whose runner stopped beating, is released and retried, up
+  to ``study.retries`` times, then stored as failed with the reason.
 * Budget: ``max_runs`` (runs stored) and ``max_minutes`` (of this invocation) stop dispatching; runs in
   flight finish and are stored; rerun to continue. Ctrl-C stops at once: workers are terminated,
   their runs are not stored, the store stays consistent, and the same command resumes.
@@ -28,28 +33,28 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
 import platform
 import shutil
-import signal
+import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import wait as wait_ready
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from nnstudy._paths import check_folder
-from nnstudy.errors import PathError, SpecError, path_errors
+from nnstudy.errors import PathError, SpecError, StoreError, path_errors
 from nnstudy.spec import DataSpec, dump_toml
 from nnstudy.study import _worker
+from nnstudy.study._claims import Claims
+from nnstudy.study._display import Display
+from nnstudy.study._pool import InProcess, Pool
 from nnstudy.study.design import ArmPlan, PlannedRun, intermediate_values, metric_value, optuna_params, plan_arms
 from nnstudy.study.file import StudySpec
 from nnstudy.study.results import planned_records, results_frame
-from nnstudy.study.store import FolderLock, Record, Store, default_url
+from nnstudy.study.store import STORE_FILE, FolderLock, Record, Store, default_url, without_password
 
 __all__ = ["RunSummary", "default_workers", "run_study"]
 
@@ -66,6 +71,7 @@ class RunSummary:
     total: int
     stopped: str | None
     seconds: float
+    store_seconds: float = 0.0  # of ``seconds``, waiting for the store (claims, results, reading others')
 
 
 def default_workers(spec: StudySpec) -> int:
@@ -87,12 +93,18 @@ def run_study(
     data_dir: str | Path | None = None,
     console: Console | None = None,
     quiet: bool = False,
+    retry_failed: bool = False,
+    lines: bool = False,
 ) -> RunSummary:
-    """Run or resume ``spec`` (from ``load_study``) in ``folder`` (default ``runs/<name>``).
+    """Run or resume ``spec`` (from ``load_study``) in ``folder`` (default ``runs/<name>``), with
+    its store in the folder (SQLite) or at ``storage`` (a URL: several runners on as many machines
+    may share it; each trains the runs it claims). ``retry_failed``: runs stored as failed are run
+    again. ``lines``: one line per finished run even on a terminal (``nnstudy worker``).
 
     Raises:
         DataError, SpecError: the data cannot be loaded (nothing is written).
-        StoreError: the database cannot be used, or another runner holds the folder.
+        StoreError: the database cannot be used (nothing is created), another runner holds the
+            folder of a SQLite study, or workers are running the study with a different file.
         KeyboardInterrupt: after stopping cleanly; the same call resumes.
     """
     t0 = time.monotonic()
@@ -103,33 +115,72 @@ def run_study(
         raise SpecError(f"--workers {workers}: must be at least 1")
     workers = workers or default_workers(spec)
     if workers > 1:
-        _Pool.start_server()  # its imports overlap the data loading and the store replay below
+        Pool.start_server()  # its imports overlap the data loading and the store replay below
     check_folder(folder, "the study folder")  # a file there, or no permission: one line, nothing written
     n_train = _preload(spec, data_dir)
-    fresh = not folder.exists()
+    url = storage or default_url(folder)
+    shared = not url.startswith("sqlite")
+    store = Store(url, create=True) if storage else None  # a server answers before anything is created
+    created, had_db = not folder.exists(), (folder / "study.db").exists()
     with path_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(folder).__enter__()  # held: the folder is another runner's, and nothing is removed
     try:
-        with path_errors(folder), FolderLock(folder):
-            store = Store(storage or default_url(folder), create=True)
+        fresh = not (folder / "study.toml").is_file()  # decided under the lock: two fresh runners, one study
+        try:
+            store = store or Store(url, create=True)
+            _check_joined(store, spec)
             store.save_study(spec, spec.text)
-            fresh = False  # from here on the folder holds a study, even if interrupted
-            _write_study_toml(spec, folder)
+            with path_errors(folder):
+                _write_study_toml(spec, folder)
+                (folder / STORE_FILE).unlink(missing_ok=True)
+                if storage:  # status, results and report find the store from the folder (without a password)
+                    (folder / STORE_FILE).write_text(without_password(storage) + "\n", encoding="utf-8")
+        except BaseException:
+            if fresh:  # nothing of a study was written: leave nothing behind
+                if created:
+                    shutil.rmtree(folder, ignore_errors=True)
+                elif not had_db:
+                    (folder / "study.db").unlink(missing_ok=True)
+            raise
+        if shared:  # the store's claims keep runners apart; the lock was for setting up the folder
+            lock.__exit__()
+        else:
             for tmp in (folder / "runs").glob("*.tmp"):  # weights a killed worker was writing
                 tmp.unlink()
-            runner = _Runner(spec, folder, store, workers, data_dir, console, quiet, n_train)
-            try:
-                summary = runner.run(t0)
-            except BaseException:
-                with contextlib.suppress(OSError):  # the error under way says more than a second one
-                    runner.write_results()
-                raise
+        runner = _Runner(spec, folder, store, workers, data_dir, console, quiet, n_train, retry_failed, lines)
+        try:
+            summary = runner.run(t0)
+        except BaseException:
+            runner.claims.leave()
+            with contextlib.suppress(OSError):  # the error under way says more than a second one
+                runner.write_results()
+            raise
+        runner.claims.leave()
+        with path_errors(folder):
             runner.write_results()
-            return summary
-    except BaseException:
-        if fresh:  # nothing of a study was written: leave no empty folder behind
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+        return summary
+    finally:
+        lock.__exit__()
+
+
+def _check_joined(store: Store, spec: StudySpec) -> None:
+    """A study already in the store with a different file (after ``--set``) may not be joined while
+    workers run it: they would train another design into the same store. With none alive, the
+    stored file is replaced (resuming with more seeds, say, as on one machine)."""
+    from nnstudy.study._claims import workers as registered
+
+    if not store.has_study(spec.name):
+        return
+    stored = store.study_attrs(spec.name).get("nnstudy:spec")
+    if stored is None or stored == spec.model_dump(mode="json", by_alias=True):
+        return
+    alive = [w for w in store.run(lambda: registered(store.engine, spec.name, spec.study.heartbeat)) if w.alive]
+    if alive:
+        hosts = ", ".join(sorted({f"{w.host} pid {w.pid}" for w in alive}))
+        raise StoreError(f"{store.where}: study {spec.name!r} is running on {len(alive)} worker(s) ({hosts}) "
+                         f"with a different study file than {spec.source}; use the file it was started with, "
+                         f"or join with: nnstudy worker --storage URL --study {spec.name}")
 
 
 def _preload(spec: StudySpec, data_dir: str | None) -> dict[DataSpec, Any]:
@@ -157,18 +208,45 @@ def _write_study_toml(spec: StudySpec, folder: Path) -> None:
 
 
 class _Runner:
-    """The scheduling loop: plans per arm, runs in flight, the store, the display."""
+    """The scheduling loop: plans per arm, claims, runs in flight, the store, the display.
+
+    With other workers on the store, results they store reach this one's design on ``refresh`` (at
+    most every ``REFRESH`` seconds while busy; each idle turn): the design is the same everywhere, so
+    any number of workers trains the same runs as one.
+    """
+
+    REFRESH = 5.0
 
     def __init__(self, spec: StudySpec, folder: Path, store: Store, workers: int, data_dir: str | None,
-                 console: Console, quiet: bool, n_train: dict[DataSpec, Any] | None = None):
+                 console: Console, quiet: bool, n_train: dict[DataSpec, Any] | None = None,
+                 retry_failed: bool = False, lines: bool = False):
         self.spec, self.folder, self.store, self.data_dir = spec, folder, store, data_dir
         self.n_train = n_train or {}  # each dataset's packed.DataShape
-        self.by_id: dict[str, Record] = {r.run: r for r in store.records(spec.name)}
+        study = spec.study
+        self.claims: Claims = store.run(lambda: Claims(
+            store.engine, spec.name, study.heartbeat, study.retries,
+            timeout=store.timeout if store.server else None, on_timeout=lambda: _frozen(store)))
+        self.by_id: dict[str, Record] = {}
+        self.skip: dict[str, str] = {}  # --retry-failed: run → the failed record's time, ignored from now on
+        self.refresh()
+        if retry_failed:
+            self.skip = {i: r.finished_at for i, r in self.by_id.items() if r.status == "failed"}
+            store.run(lambda: self.claims.reopen(self.skip))
+            self.by_id = {i: r for i, r in self.by_id.items() if i not in self.skip}
+        store.run(self.claims.join)
         self.plans: list[ArmPlan] = plan_arms(spec, self.by_id.get)
-        self.display = _Display(console, quiet, spec.study.metric, self.total, self.done_count())
-        self.pool: _InProcess | _Pool = (
-            _InProcess(self.display) if workers == 1 else _Pool(workers, spec.study.threads, data_dir))
+        self.display = Display(console, quiet, spec.study.metric, self.total, self.done_count(), lines)
+        self.pool: InProcess | Pool = (
+            InProcess(self.display) if workers == 1 else Pool(workers, spec.study.threads, data_dir))
         self.trained = self.failed = 0
+        self.packed: dict[str, int] = {}  # runs lost with their worker here: the size of their pack
+
+    def refresh(self) -> None:
+        """Take in every result in the store (other workers' too); the newest per run wins."""
+        for r in self.store.records(self.spec.name):
+            if r.run not in self.skip or r.finished_at > self.skip[r.run]:
+                self.by_id[r.run] = r
+        self.refreshed = time.monotonic()
 
     @property
     def total(self) -> int:
@@ -188,9 +266,15 @@ class _Runner:
         try:
             with self.display:
                 while True:
-                    queue = self.ready()
-                    if queue and stopped is None:
-                        stored = self.done_count() + len(self.pool.running)
+                    if time.monotonic() - self.refreshed > self.REFRESH:
+                        self.refresh()
+                    queue, elsewhere = self.ready(), 0
+                    if queue and self.pool.idle() and stopped is None:
+                        busy = self.store.run(self.claims.busy)
+                        dead = self.store.run(self.claims.dead) if busy else set()
+                        elsewhere = sum(w != self.claims.me for w in busy.values())
+                        queue = [r for r in queue if busy.get(r.identity, self.claims.me) in dead | {self.claims.me}]
+                        stored = self.done_count() + len(busy)
                         if budget.max_runs is not None and stored >= budget.max_runs:
                             stopped = f"max_runs = {budget.max_runs}"
                         elif deadline is not None and time.monotonic() >= deadline:
@@ -198,18 +282,32 @@ class _Runner:
                         elif budget.max_runs is not None:
                             queue = queue[: budget.max_runs - stored]
                     for pack in [] if stopped else self.packs(queue, self.pool.idle()):
-                        self.pool.submit(pack, self._task(pack))
+                        self._claim(pack)
                     if not self.pool.running:
-                        break
+                        if stopped:
+                            break
+                        if not queue and not elsewhere:  # nothing to claim and nobody else at work
+                            self.refresh()
+                            if not self.ready() and not self.store.run(self.claims.busy):
+                                break
+                        # runs other workers hold (or held: released once they are dead) come back
+                        # as results or as claims to take; wait for either, reading the store
+                        time.sleep(min(1.0, self.spec.study.heartbeat / 2))
+                        self.refresh()
+                        continue
                     for kind, run, payload in self.pool.events(timeout=1.0):
                         if kind == "epoch":
                             self.display.epoch(run, payload)
+                        elif kind == "lost":
+                            self.packed[run.identity] = int(payload.get("packed", 1))
+                            self.store.run(lambda r=run, p=payload: self.claims.release(r.identity, p["error"]))
+                            self.display.note(run, f"{payload['error']}; released for a retry")
                         else:
                             self._store(run, payload)
         except KeyboardInterrupt:
             self.pool.kill()
             # the interrupt may have landed between a write and its bookkeeping: the store is the truth
-            self.by_id = {r.run: r for r in self.store.records(self.spec.name)}
+            self.refresh()
             self.display.console.print(
                 f"interrupted: {self.done_count()} of {self.total} runs stored in {self.folder}; "
                 "run the same command again to resume", style="yellow", soft_wrap=True, highlight=False)
@@ -219,7 +317,28 @@ class _Runner:
             raise
         self.pool.close()
         return RunSummary(self.folder, self.trained, self.failed, self.done_count(), self.total, stopped,
-                          time.monotonic() - t0)
+                          time.monotonic() - t0, self.store.seconds)
+
+    def _claim(self, pack: list[PlannedRun]) -> None:
+        """Claim ``pack`` in the store, as a whole (one transaction), and train what was won. A run
+        whose previous attempts all died with their workers (``1 + study.retries`` of them) is
+        recorded failed with the last reason instead."""
+        won = self.store.run(lambda: self.claims.claim(r.identity for r in pack))
+        runs = [r for r in pack if r.identity in won]
+        limit = 1 + self.spec.study.retries
+        for r in [r for r in runs if won[r.identity][0] > limit]:
+            reason = won[r.identity][1] or "WorkerDied: its worker stopped"
+            out: dict[str, Any] = {"status": "failed", "history": [],
+                                   "error": f"{reason} (started {limit} times; study.retries = {limit - 1})"}
+            if self.packed.get(r.identity, 1) > 1:
+                out["environment"] = {"packed": self.packed[r.identity]}
+            self._store(r, out)
+            runs.remove(r)
+        for r in runs:
+            if won[r.identity][0] > 1:
+                self.display.note(r, f"retrying (attempt {won[r.identity][0]} of {limit}): {won[r.identity][1]}")
+        if runs:
+            self.pool.submit(runs, self._task(runs))
 
     def packs(self, queue: list[PlannedRun], idle: int) -> list[list[PlannedRun]]:
         """The tasks for ``idle`` free workers from the ready runs ``queue`` (in dispatch order): each
@@ -249,206 +368,32 @@ class _Runner:
         rec = Record(**json.loads(json.dumps(rec.to_attrs())), system_attrs=rec.system_attrs)
         study = self.spec.study
         params, dists = optuna_params(self.spec.nuisance, run.params)
-        self.store.write(self.spec.name, rec, metric_value(rec, study.metric, study.maximize), params, dists,
-                         intermediate_values(rec, study.metric), study.maximize)
+        if not self.store.write(self.spec.name, rec, metric_value(rec, study.metric, study.maximize), params,
+                                dists, intermediate_values(rec, study.metric), study.maximize, claims=self.claims):
+            self.display.note(run, "finished here too, but another worker holds its claim now: not stored twice")
+            return
         self.by_id[rec.run] = rec
         self.trained += 1
         self.failed += rec.status == "failed"
         self.display.finished(run, rec, self.done_count(), self.total)
 
     def write_results(self) -> None:
-        """``results.csv``: one row per stored run, in design order."""
+        """``results.csv``: one row per stored run, in design order (atomically: workers may share a folder)."""
         frame = results_frame(self.spec, planned_records(self.plans, self.by_id))
-        frame.to_csv(self.folder / "results.csv", index=False)
+        tmp = self.folder / f".results.{os.getpid()}.tmp"
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, self.folder / "results.csv")
+
+
+def _frozen(store: Store) -> None:
+    """The watchdog's end for a worker whose database server stopped answering mid-call."""
+    sys.stderr.write(f"error: {store.where}: the study database did not answer for {store.timeout:g} s "
+                     "(NNSTUDY_DB_TIMEOUT); stopping: this worker's runs in flight go back to the study\n")
+    sys.stderr.flush()
+    os._exit(2)
 
 
 def _optuna_version() -> str:
     import optuna
 
     return optuna.__version__
-
-
-# ---------------------------------------------------------------------------------------- executing
-
-
-class _InProcess:
-    """``--workers 1``: train in this process (no start-up cost; the preloaded data is reused)."""
-
-    def __init__(self, display: _Display):
-        self.display = display
-        self.running: dict[str, PlannedRun] = {}
-        self._runs: list[PlannedRun] = []
-        self._task: dict[str, Any] = {}
-
-    def idle(self) -> int:
-        return 0 if self.running else 1
-
-    def submit(self, runs: list[PlannedRun], task: dict[str, Any]) -> None:
-        self._runs, self._task = runs, task
-        self.running = {r.identity: r for r in runs}
-
-    def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
-        runs = self._runs
-        outs = _worker.execute(self._task, progress=lambda i, info: self.display.epoch(runs[i], info))
-        for run, out in zip(runs, outs, strict=True):
-            del self.running[run.identity]
-            yield "done", run, out
-
-    def close(self) -> None:
-        pass
-
-    def kill(self) -> None:
-        self.running.clear()
-
-
-class _Slot:
-    def __init__(self, process: Any, conn: Any):
-        self.process, self.conn = process, conn
-        self.runs: list[PlannedRun] = []  # the task in flight: one run, or a pack
-        self.left: dict[int, PlannedRun] = {}  # its runs without a result yet, by index in the task
-
-
-class _Pool:
-    """``--workers N``: N worker processes, one task (a run or a pack) each at a time, over one pipe per
-    process (so a dead worker's runs are known exactly, unlike a shared ProcessPoolExecutor queue)."""
-
-    def __init__(self, n: int, threads: int, data_dir: str | None):
-        self.ctx = self.start_server()
-        self.n, self.threads, self.data_dir = n, threads, data_dir
-        self.slots: list[_Slot] = []  # started on first use: a rerun with nothing to train starts none
-
-    @staticmethod
-    def start_server() -> Any:
-        """The forkserver context, its server started (in the background: this returns at once).
-
-        forkserver: one clean process imports torch and nnstudy once, and every worker is a fork of it
-        (milliseconds, not an interpreter importing torch each). Not a fork of this process: it has run
-        torch's OpenMP threads and holds database connections, which a fork would inherit broken.
-        """
-        import multiprocessing.forkserver
-
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["nnstudy.study._worker"])
-        multiprocessing.forkserver.ensure_running()
-        return ctx
-
-    def _spawn(self) -> _Slot:
-        parent, child = self.ctx.Pipe()
-        p = self.ctx.Process(target=_worker.worker_main, args=(child, self.threads, self.data_dir),
-                             daemon=True, name="nnstudy-worker")
-        p.start()
-        child.close()
-        return _Slot(p, parent)
-
-    @property
-    def running(self) -> dict[str, PlannedRun]:
-        return {r.identity: r for s in self.slots for r in s.left.values()}
-
-    def idle(self) -> int:
-        return self.n - sum(bool(s.left) for s in self.slots)
-
-    def submit(self, runs: list[PlannedRun], task: dict[str, Any]) -> None:
-        i = next((i for i, s in enumerate(self.slots) if not s.left), None)
-        if i is None:
-            self.slots.append(self._spawn())
-            i = len(self.slots) - 1
-        try:
-            self.slots[i].conn.send(task)
-        except OSError:  # an idle worker died (killed from outside): replace it, nothing was lost
-            self.slots[i] = self._spawn()
-            self.slots[i].conn.send(task)
-        self.slots[i].runs, self.slots[i].left = runs, dict(enumerate(runs))
-
-    def events(self, timeout: float) -> Iterator[tuple[str, PlannedRun, Any]]:
-        busy = [s for s in self.slots if s.left]
-        ready = set(wait_ready([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout))
-        for i, s in enumerate(self.slots):
-            if not s.left or not ({s.conn, s.process.sentinel} & ready):
-                continue
-            try:
-                while s.left and s.conn.poll():
-                    kind, index, payload = s.conn.recv()
-                    run = s.left.pop(index) if kind == "done" else s.runs[index]
-                    yield kind, run, payload
-            except (EOFError, OSError):
-                pass
-            if s.left and not s.process.is_alive():
-                self.slots[i] = self._spawn()
-                died = _death(s.process.exitcode)
-                for run in list(s.left.values()):  # every run of its task still in flight
-                    out: dict[str, Any] = {"status": "failed", "error": died, "history": []}
-                    if len(s.runs) > 1:
-                        out["environment"] = {"packed": len(s.runs)}
-                    yield "done", run, out
-                s.left.clear()
-
-    def close(self) -> None:
-        for s in self.slots:
-            try:
-                s.conn.send(None)
-            except OSError:
-                pass
-        for s in self.slots:
-            s.process.join(timeout=10)
-        self.kill()
-
-    def kill(self) -> None:
-        for s in self.slots:
-            if s.process.is_alive():
-                s.process.kill()
-            s.process.join()
-            s.left = {}
-
-
-def _death(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"WorkerDied: the worker process was killed by {signal.Signals(-code).name} (out of memory?)"
-    return f"WorkerDied: the worker process exited with code {code}"
-
-
-# ------------------------------------------------------------------------------------------ display
-
-
-class _Display:
-    """A rich progress bar (runs done / total, ETA, the run and epoch in progress) on a terminal;
-    one line per finished run otherwise; nothing with ``quiet``."""
-
-    def __init__(self, console: Console, quiet: bool, metric: str, total: int, done: int):
-        self.console, self.quiet, self.metric, self.total, self.done = console, quiet, metric, total, done
-        self.progress: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _Display:
-        if self.console.is_terminal and not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                     TextColumn("{task.description}"), console=self.console, transient=True)
-            self.progress.__enter__()
-            self.task = self.progress.add_task("", total=self.total, completed=self.done)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-
-    def epoch(self, run: PlannedRun, info: dict[str, Any]) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, description=f"{_describe(run)}, epoch {info['epoch']}/{info['epochs']}")
-
-    def finished(self, run: PlannedRun, rec: Record, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=done, total=max(total, done))
-            return
-        if self.quiet:
-            return
-        value = rec.metrics.get(self.metric)
-        shown = "" if value is None else f" {self.metric} {value:.4f}"
-        error = f": {rec.error}" if rec.error else ""
-        self.console.print(f"[{done}/{total}] {_describe(run)}: {rec.status}{shown}{error} ({rec.seconds:.1f} s)",
-                           markup=False, highlight=False, soft_wrap=True)
-
-
-def _describe(run: PlannedRun) -> str:
-    what = f"trial {run.slot}" if run.phase == "tune" else f"{run.phase} seed {run.spec.seed}"
-    return f"{run.arm.label}: {what}"

@@ -12,13 +12,20 @@ Mapping onto Optuna:
   their distributions, so optuna-dashboard can plot the search); value = the metric on validation
   (a diverged run: the worst value, see ``design.worst_value``); state COMPLETE, PRUNED or FAIL;
   intermediate values = the metric per epoch; user attrs = the ``Record`` fields below.
-* A trial is written once, complete, when its run has finished (``add_trial``: one transaction).
-  There are no RUNNING trials to clean up after a crash: a run that was in flight has no trial and is
-  asked again by the replayed design (``design.py``). A run's identity is its RunSpec hash; the
-  runner looks it up before training anything, so no identity is ever trained twice.
+* A trial is written once, complete, when its run has finished (``finish``: one transaction, which
+  also turns the run's claim to done, so a run finished by two workers is stored once: see
+  ``_claims.py``). There are no RUNNING trials to clean up after a crash: a run in flight has a claim
+  and no trial, and is claimed again once its worker is dead. A run's identity is its RunSpec hash.
 
-A single process (the runner) writes; ``FolderLock`` makes a second runner on the same folder refuse.
-Readers (``nnstudy status``) may look at any time: SQLite gives them a consistent snapshot.
+Several processes, on one machine or many, may work on one store at once; a claim decides who trains
+what. ``FolderLock`` keeps two runners off one study folder with a SQLite file (a folder is also
+where a fresh study is created: that is decided under the lock). Readers (``nnstudy status``) open
+the store read-only (``readonly=True``): a SQLite file is opened with ``mode=ro`` and nothing is
+created anywhere; a store without the study says so.
+
+URLs: a password is never shown (``redact``; ``scrub`` removes it from any error text). A server
+that does not answer is retried for ``NNSTUDY_DB_TIMEOUT`` seconds (default 30: a restarting server
+comes back in that time), then it is a StoreError naming it; connecting gives up after the same time.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 import fcntl
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,10 +42,14 @@ from typing import Any
 
 from nnstudy.errors import StoreError
 from nnstudy.study._optuna import quiet_optuna
+from nnstudy.study._urls import db_timeout, engine_url, redact, scrub, trouble, without_password
 
-__all__ = ["FolderLock", "Record", "Store", "default_url", "json_safe"]
+__all__ = ["STORE_FILE", "FolderLock", "Record", "Store", "db_timeout", "default_url", "json_safe", "redact", "scrub",
+           "store_error", "without_password"]
 
 SEP = " :: "
+#: In a study folder whose store is elsewhere: its URL, without the password.
+STORE_FILE = "store.url"
 
 
 @dataclass
@@ -97,17 +109,20 @@ def default_url(folder: str | Path) -> str:
     return f"sqlite:///{Path(folder).resolve() / 'study.db'}"
 
 
-@contextlib.contextmanager
-def _errors(where: str, file: Path | None = None) -> Iterator[None]:
-    """Database trouble of any kind (missing, corrupt, unreachable, locked) → one StoreError line."""
+def _rdb_storage(url: str, kwargs: dict[str, Any], readonly: bool) -> Any:
+    """Optuna's RDBStorage. Two workers starting on a new database at once both create its tables; the
+    loser's "already exists" is retried (its second look finds them)."""
     import optuna
-    import sqlalchemy.exc
 
-    try:
-        with quiet_optuna():
-            yield
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as e:
-        raise store_error(where, e, file) from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, skip_table_creation=readonly)
+        except Exception as e:
+            text = str(getattr(e, "orig", None) or e).lower()
+            if attempt == 2 or not ("already exists" in text or "duplicate key" in text):
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 #: What a database error means, by the words of its original message (SQLite's, psycopg's).
@@ -132,11 +147,8 @@ _HAPPENED = (
 )
 
 
-def store_error(where: str, err: BaseException, file: Path | None = None) -> StoreError:
-    """One line for a database failure: what happened (disk full, file deleted, server unreachable),
-    then the original error text. Optuna wraps the driver's error in its own ("An exception is raised
-    during the commit ..."), which names none of these: the driver's is found under it. ``file``: the
-    SQLite file, whose absence is then what happened."""
+def _original_text(err: BaseException) -> str:
+    """The first line of the driver's own error under Optuna's and SQLAlchemy's wrappers."""
     original = err
     seen = set()
     while original is not None and id(original) not in seen:  # Optuna's wrapper → SQLAlchemy's → the driver's
@@ -148,7 +160,15 @@ def store_error(where: str, err: BaseException, file: Path | None = None) -> Sto
         if nxt is None:
             break
         original = nxt
-    text = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    return (str(original).strip().splitlines() or [type(original).__name__])[0]
+
+
+def store_error(where: str, err: BaseException, file: Path | None = None, url: str = "") -> StoreError:
+    """One line for a database failure: what happened (disk full, file deleted, server unreachable),
+    then the original error text. Optuna wraps the driver's error in its own ("An exception is raised
+    during the commit ..."), which names none of these: the driver's is found under it. ``file``: the
+    SQLite file, whose absence is then what happened. ``url``: its password is removed from the text."""
+    text = scrub(_original_text(err), url) if url else _original_text(err)
     lower = text.lower()
     happened = next((h for words, h in _HAPPENED if words in lower), None)
     if file is not None and not file.exists():
@@ -158,22 +178,93 @@ def store_error(where: str, err: BaseException, file: Path | None = None) -> Sto
 
 
 class Store:
-    """A study store at ``url``. ``create=False`` refuses a SQLite file that does not exist (readers
-    must not leave an empty database behind)."""
+    """A study store at ``url``. ``create=False`` refuses a SQLite file that does not exist;
+    ``readonly=True`` writes nothing at all (readers must leave a store as they found it).
 
-    def __init__(self, url: str, create: bool = False):
-        import optuna
+    Raises StoreError, naming the store (never its password), when it cannot be used.
+    """
 
-        self.url = url
-        self.where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.split("@")[-1]
-        self.file = Path(self.where) if url.startswith("sqlite:///") else None
-        if url.startswith("sqlite:///") and not create and not Path(self.where).is_file():
+    def __init__(self, url: str, create: bool = False, readonly: bool = False):
+
+        self.url, self.readonly = url, readonly
+        self.answered = False  # until the server first answers, a refusal is a wrong URL: no waiting
+        self.seconds = 0.0  # spent in the database by this process's calls (benchmarks/workers.py)
+        self.where = redact(url)
+        self.server = not url.startswith("sqlite")
+        self.timeout = db_timeout()
+        path = Path(self.where) if url.startswith("sqlite:///") else None
+        self.file = path
+        if self.server and url.split("?")[0].count("@") > 1:  # SQLAlchemy would take part of it for the host
+            raise StoreError(f"{self.where.split('@')[-1]}: the URL has an '@' in its password; write it as %40")
+        if path is not None and (readonly or not create) and not path.is_file():
             raise StoreError(f"{self.where}: no study database here (run the study first: nnstudy run STUDY.toml)")
-        with _errors(self.where, self.file):
-            # timeout: a reader holding SQLite's lock for a moment must not fail the writer
-            kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-            self.storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}  # a reader's lock must not fail a writer
+        if self.server:
+            kwargs = {"pool_pre_ping": True}  # a restarted server: reconnect instead of failing once
+            if url.startswith(("postgresql", "postgres")):
+                kwargs["connect_args"] = {"connect_timeout": max(1, round(self.timeout))}
+        engine = f"sqlite:///file:{path}?mode=ro&uri=true" if path is not None and readonly else engine_url(url)
+        with self._errors():
+            if readonly:
+                self._check_has_optuna(engine, kwargs)
+            self.storage = self._call(lambda: _rdb_storage(engine, kwargs, readonly))
+        self.answered = True
         self._ids: dict[str, int] = {}
+
+    def _check_has_optuna(self, url: str, kwargs: dict[str, Any]) -> None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url, **kwargs)
+        try:
+            tables = self._call(lambda: sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+        if "studies" not in tables or "version_info" not in tables:
+            raise StoreError(f"{self.where}: holds no study (an empty or non-Optuna database)")
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Database trouble of any kind (missing, corrupt, unreachable, locked) → one StoreError line:
+        what failed, then the database's own words (without the password)."""
+        import optuna
+        import sqlalchemy.exc
+
+        try:
+            with quiet_optuna():
+                yield
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError, ImportError) as e:
+            kind = trouble(e)
+            text = _original_text(e)
+            if isinstance(e, ImportError) or "No module named" in text:
+                what = "no driver for this database (pip install 'nnstudy[postgres]' for PostgreSQL)"
+            elif kind == "silent" or (kind == "away" and self.answered):
+                what = f"the database did not answer within {self.timeout:g} s (NNSTUDY_DB_TIMEOUT)"
+            else:
+                raise store_error(self.where, e, self.file, self.url) from None
+            raise StoreError(f"{self.where}: {what}: {scrub(text, self.url)}") from None
+
+    def _call(self, fn: Any) -> Any:
+        """``fn()``, retried while a database server is away, for up to ``timeout`` seconds."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            t0 = time.perf_counter()
+            try:
+                return fn()
+            except Exception as e:
+                if not (self.server and self.answered and trouble(e) == "away") or time.monotonic() > deadline:
+                    raise
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+    def run(self, fn: Any) -> Any:
+        """``fn()`` with this store's retries and error line (for the claims' SQL)."""
+        with self._errors():
+            return self._call(fn)
+
+    @property
+    def engine(self) -> Any:
+        return self.storage.engine
 
     # ----------------------------------------------------------------------------- the study itself
 
@@ -181,18 +272,26 @@ class Store:
         import optuna
 
         if name not in self._ids:
-            with _errors(self.where, self.file):
+            with self._errors():
                 try:
-                    self._ids[name] = self.storage.get_study_id_from_name(name)
+                    self._ids[name] = self._call(lambda: self.storage.get_study_id_from_name(name))
                 except KeyError:
                     if not create:
                         return None
                     d = optuna.study.StudyDirection
-                    self._ids[name] = self.storage.create_new_study([d.MAXIMIZE if maximize else d.MINIMIZE], name)
+                    try:
+                        self._ids[name] = self._call(lambda: self.storage.create_new_study(
+                            [d.MAXIMIZE if maximize else d.MINIMIZE], name))
+                    except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
+                        self._ids[name] = self._call(lambda: self.storage.get_study_id_from_name(name))
         return self._ids[name]
 
+    def has_study(self, name: str) -> bool:
+        return self._study_id(name, True, create=False) is not None
+
     def save_study(self, spec: Any, text: str) -> None:
-        """Record the study (spec JSON, file text, source, versions) in the ``<name>`` study."""
+        """Record the study (spec JSON, file text, its tables after ``--set``, source, versions) in the
+        ``<name>`` study."""
         import optuna
         import torch
 
@@ -202,40 +301,57 @@ class Store:
         attrs = {
             "nnstudy:spec": spec.model_dump(mode="json", by_alias=True),
             "nnstudy:text": text,
+            "nnstudy:raw": spec.raw,
             "nnstudy:source": spec.source,
             "nnstudy:versions": {"nnstudy": nnstudy.__version__, "torch": torch.__version__,
                                  "optuna": optuna.__version__},
         }
-        with _errors(self.where, self.file):
+        with self._errors():
             for k, v in attrs.items():
-                self.storage.set_study_user_attr(sid, k, v)
+                self._call(lambda k=k, v=v: self.storage.set_study_user_attr(sid, k, v))
 
     def study_attrs(self, name: str) -> dict[str, Any]:
         """The study-level attrs saved by ``save_study``; StoreError when this store has no such study."""
         sid = self._study_id(name, True, create=False)
         if sid is None:
             raise StoreError(f"{self.where}: holds no study named {name!r}")
-        with _errors(self.where, self.file):
-            return self.storage.get_study_user_attrs(sid)
+        with self._errors():
+            return self._call(lambda: self.storage.get_study_user_attrs(sid))
+
+    def study_names(self) -> list[str]:
+        """The nnstudy studies in this store (Optuna studies with a stored study file)."""
+        with self._errors():
+            studies = self._call(self.storage.get_all_studies)
+        return sorted(s.study_name for s in studies if "nnstudy:spec" in s.user_attrs)
 
     # ----------------------------------------------------------------------------------------- runs
 
     def records(self, name: str) -> list[Record]:
-        """Every run stored for study ``name``, oldest first."""
+        """Every run stored for study ``name``, oldest first (a run retried with ``--retry-failed``:
+        its failed attempt first, so that a dict by identity keeps the newest)."""
         prefix = name + SEP
-        out: list[Record] = []
-        with _errors(self.where, self.file):
+
+        def read() -> list[Record]:
+            out: list[Record] = []
             for s in self.storage.get_all_studies():
                 if s.study_name.startswith(prefix):
                     self._ids[s.study_name] = s._study_id
                     out += [Record.from_trial(t) for t in self.storage.get_all_trials(s._study_id, deepcopy=False)
                             if "run" in t.user_attrs]
+            return out
+
+        with self._errors():
+            out = self._call(read)
         return sorted(out, key=lambda r: r.finished_at)
 
     def write(self, name: str, record: Record, value: float | None, params: dict[str, Any],
-              distributions: dict[str, Any], intermediate: dict[int, float], maximize: bool) -> None:
-        """Add ``record`` as one finished trial of its (arm, phase) study, in one transaction."""
+              distributions: dict[str, Any], intermediate: dict[int, float], maximize: bool,
+              claims: Any = None) -> bool:
+        """Add ``record`` as one finished trial of its (arm, phase) study, in one transaction. With
+        ``claims`` (``_claims.Claims``), only while this worker holds the run's claim, which the same
+        transaction closes; returns False (nothing stored) when another worker has it now."""
         import optuna
+        from optuna.storages._rdb import models
         from optuna.trial import TrialState
 
         state = {"pruned": TrialState.PRUNED, "failed": TrialState.FAIL}.get(record.status, TrialState.COMPLETE)
@@ -249,8 +365,31 @@ class Store:
             intermediate_values=intermediate,
         )
         sid = self._study_id(SEP.join((name, record.arm, record.phase)), maximize)
-        with _errors(self.where, self.file):
-            self.storage.create_new_trial(sid, template_trial=trial)
+        if claims is None:
+            with self._errors():
+                self._call(lambda: self.storage.create_new_trial(sid, template_trial=trial))
+            return True
+
+        def finish() -> bool:
+            # Optuna's own trial insert (create_new_trial's body), in this session's transaction, after
+            # the claim's update: both commit, or neither does.
+            session = self.storage.scoped_session()
+            try:
+                if not claims.finish(session, record.run):
+                    session.rollback()
+                    return False
+                models.StudyModel.find_or_raise_by_id(sid, session, for_update=True)
+                self.storage._get_prepared_new_trial(sid, trial, session)
+                session.commit()
+                return True
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+        with self._errors():
+            return self._call(finish)
 
 
 class FolderLock:
