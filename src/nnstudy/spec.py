@@ -482,7 +482,7 @@ def make_run_spec(
 _UNION_TAGS = {"int", "float", "str", "bool", "list", "dict", "none"}
 
 
-def _user_key(loc: tuple[Any, ...]) -> str:
+def user_key(loc: tuple[Any, ...]) -> str:
     """pydantic's error path as the user's dotted key: drop union branch tags (``constrained-int``,
     the model kind of a discriminated union), write list positions as ``[i]``."""
     out = ""
@@ -511,7 +511,7 @@ def spec_error(err: ValidationError, source: str = "") -> SpecError:
     """One line from a pydantic error: ``source: key = value: what is allowed``."""
     errors = err.errors()
     first = errors[0]
-    key = _user_key(first["loc"])
+    key = user_key(first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -519,12 +519,12 @@ def spec_error(err: ValidationError, source: str = "") -> SpecError:
         msg = "unknown model kind; allowed: linear, mlp, cnn, vgg11"
         key = f"{key}.kind" if key else "model.kind"
     value = first.get("input")
-    same_key = [e for e in errors if _user_key(e["loc"]) == key]
+    same_key = [e for e in errors if user_key(e["loc"]) == key]
     if len(same_key) > 1:  # a union: say every alternative
         msg = "; or ".join(dict.fromkeys(e["msg"].removeprefix("Value error, ") for e in same_key))
     shown = "" if first["type"] in {"missing", "model_type"} or isinstance(value, dict) else f" = {_shown(value)}"
     where = f"{source}: " if source else ""
-    rest = len({_user_key(e["loc"]) for e in errors}) - 1
+    rest = len({user_key(e["loc"]) for e in errors}) - 1
     more = f" (and {rest} more)" if rest else ""
     if not key:  # a whole-spec rule: its message names its keys
         return SpecError(f"{where}{msg}{more}")

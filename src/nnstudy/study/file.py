@@ -36,11 +36,11 @@ from nnstudy.spec import (
     LIST_KEYS,
     DataSpec,
     RunSpec,
-    _user_key,
     apply_overrides,
     parse_toml,
     read_text,
     spec_error,
+    user_key,
 )
 
 __all__ = [
@@ -597,7 +597,7 @@ def _check_runs(spec: StudySpec, source: str) -> None:
             try:
                 run = spec.run_spec(arm, values, seed=0, final=True)
             except ValidationError as e:
-                where, in_arm = _user_key(e.errors()[0]["loc"]), f" (arm {arm.label})" if arm.values else ""
+                where, in_arm = user_key(e.errors()[0]["loc"]), f" (arm {arm.label})" if arm.values else ""
                 raise SpecError(f"{source}: {_blame(spec, where, nkey, spec_error(e))}{in_arm}") from None
             try:
                 count_params(run.model, (1, 28, 28), classes)
