@@ -10,13 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nnstudy import metrics
+
 #: Search-space kinds a nuisance entry may have: ``{"log": [lo, hi]}`` and so on.
 SPACE_KINDS = ("log", "uniform", "int", "choice")
 
 
 def default_direction(metric: str) -> str:
-    """``"min"`` for losses (any metric whose name contains ``loss``), ``"max"`` otherwise."""
-    return "min" if "loss" in metric else "max"
+    """``"min"`` for losses, ``"max"`` otherwise (``nnstudy.metrics.direction``)."""
+    return metrics.direction(metric)
 
 
 def check_direction(direction: str) -> str:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from nnstudy import metrics
 from nnstudy.analysis import tabular
 from nnstudy.analysis.context import check_direction, default_direction
 
@@ -100,11 +101,7 @@ class ProbBetter:
 
 def metric_bounds(metric: str) -> tuple[float, float]:
     """The range a metric's values can take: accuracies [0, 1], losses [0, ∞), else unbounded."""
-    if metric.endswith("accuracy"):
-        return (0.0, 1.0)
-    if metric.endswith("loss"):
-        return (0.0, math.inf)
-    return (-math.inf, math.inf)
+    return metrics.bounds(metric)
 
 
 def mean_interval(

@@ -12,8 +12,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from nnstudy import metrics
+
 #: Final metrics of a run, in the order tables show them.
-FINAL_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+FINAL_METRICS = metrics.FINAL
 
 
 def require(frame: pd.DataFrame, columns: Iterable[str], what: str = "results") -> None:

@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
+from nnstudy import metrics
 from nnstudy._types import FiniteFloat, Int, NonNegInt, PosInt
 from nnstudy.errors import SpecError
 from nnstudy.spec import (
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 #: Metrics a study can rank runs by, and whether larger is better.
-METRICS: dict[str, bool] = {"val_accuracy": True, "val_loss": False, "train_accuracy": True, "train_loss": False}
+METRICS: dict[str, bool] = {m: metrics.maximize(m) for m in metrics.RANKED}
 TABLES = ("study", "data", "base", "scientific", "nuisance")
 NUISANCE_SETTINGS = ("trials", "sampler", "pruner", "seed", "parallel", "slice")
 #: The most runs one study's design may hold, and why: the whole design is planned in memory before a

@@ -14,13 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from nnstudy import metrics
 from nnstudy.study.design import ArmPlan, PlannedRun
 from nnstudy.study.file import StudySpec, render_value
 from nnstudy.study.store import Record
 
 __all__ = ["RESULT_COLUMNS", "arm_summary", "curves_frame", "planned_records", "results_frame", "status_frame"]
 
-METRIC_COLUMNS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+METRIC_COLUMNS = metrics.FINAL
 #: Columns of ``results()`` around the hyperparameter columns (one per scientific and nuisance key).
 RESULT_COLUMNS = (
     ("run", "arm", "phase", "trial", "seed", "status"),
@@ -104,7 +105,7 @@ def arm_summary(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFrame
         ok = finals[finals["status"] == "complete"]
         row: dict[str, Any] = {"arm": plan.arm.label, "finals": f"{len(ok)}/{spec.study.seeds}"}
         for m in shown:
-            row[m] = _mean_std(ok[m].tolist(), percent=m.endswith("accuracy"))
+            row[m] = _mean_std(ok[m].tolist(), percent=metrics.is_accuracy(m))
         if spec.nuisance is not None:
             chosen = plan.chosen
             for k in spec.nuisance.params:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nnstudy import metrics
 from nnstudy.spec import RunSpec
 from nnstudy.train._env import Callback
 from nnstudy.train.engine import Engine, hyper_of
@@ -66,7 +67,7 @@ class EarlyStopper:
     def __init__(self, spec: RunSpec):
         es = spec.early_stopping
         self.metric, self.patience, self.min_delta = es.metric, es.patience, es.min_delta
-        self.sign = -1.0 if es.metric.endswith("loss") else 1.0  # maximize sign × value
+        self.sign = 1.0 if metrics.maximize(es.metric) else -1.0  # maximize sign × value
         self.keep = es.restore_best
         self.best = -math.inf
         self.best_epoch = 0

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nnstudy import metrics
 from nnstudy.spec import RunSpec
 
 __all__ = ["RunResult", "EPOCH_COLUMNS", "METRICS"]
@@ -24,7 +25,7 @@ EPOCH_COLUMNS = (
 )
 
 #: Final metrics a run can carry. Accuracies are fractions in [0, 1]; ``test_*`` only when asked.
-METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+METRICS = metrics.FINAL
 
 
 @dataclass
