@@ -96,7 +96,7 @@ def _root(
     """Options of ``nnstudy`` itself (the group's help text is the app's)."""
 
 #: Shortcuts that are switches (``--test`` / ``--no-test``) rather than values.
-SWITCHES = {"batchnorm", "nesterov", "test", "save_weights", "save_predictions"}
+SWITCHES = {"batchnorm", "nesterov", "test", "test_curve", "save_weights", "save_predictions"}
 DATA_DIR_HELP = "folder with the dataset files (default: $NNSTUDY_DATA, the cache, then download)"
 SET_HELP = "set any RunSpec key, e.g. --set optimizer.beta2=0.99 (repeatable)"
 CONFIG_HELP = "a run config: TOML whose top-level keys are RunSpec fields"

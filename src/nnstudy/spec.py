@@ -275,7 +275,8 @@ class BudgetSpec(_Spec):
 NON_IDENTITY_FIELDS = frozenset({"device", "threads", "save_weights", "save_predictions"})
 #: Fields added after identities were first stored, left out of the identity at these defaults (the
 #: behaviour before they existed), so that a stored study's runs keep their identities.
-LATER_DEFAULTS: dict[tuple[str, ...], Any] = {("data", "split"): "stratified", ("data", "select"): "random"}
+LATER_DEFAULTS: dict[tuple[str, ...], Any] = {("data", "split"): "stratified", ("data", "select"): "random",
+                                              ("shuffle",): "epoch", ("test_curve",): False}
 
 
 class RunSpec(_Spec):
@@ -295,6 +296,12 @@ class RunSpec(_Spec):
         description="running: mean over the epoch's batches (Keras); full: whole split in eval mode",
     )
     test: bool = Field(False, description="evaluate on the test set (final runs only)")
+    test_curve: bool = Field(
+        False, strict=True, description="also evaluate the test set after every epoch (needs test; a study's "
+        "final runs only, with study.test_curves)")
+    shuffle: Literal["epoch", "once", "none"] = Field(
+        "epoch", description="data order: a fresh permutation every epoch; one drawn once and kept (no "
+        "reshuffle between epochs); or none, the training split's file order")
     max_loss: FiniteFloat = Field(1e3, gt=0.0, description="a training loss above this marks divergence")
     precision: Literal["fp32", "bf16"] = "fp32"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -336,6 +343,8 @@ class RunSpec(_Spec):
     def _early_stopping_needs_validation(self) -> RunSpec:
         if self.early_stopping is not None and self.data.validation == 0:
             raise ValueError("early_stopping needs a validation split (data.validation > 0)")
+        if self.test_curve and not self.test:
+            raise ValueError("test_curve needs test = true: the test curve is of a run that is tested")
         if self.schedule.name == "plateau" and self.data.validation == 0:
             raise ValueError("schedule 'plateau' needs a validation split (data.validation > 0)")
         m = self.model
@@ -423,6 +432,8 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "seed": ("seed", "random seed of initialization, data order and dropout"),
     "train_eval": ("train_eval", "running (mean over batches) or full (eval pass after each epoch)"),
     "test": ("test", "evaluate on the test set at the end"),
+    "test_curve": ("test_curve", "also evaluate the test set after every epoch (with --test)"),
+    "shuffle": ("shuffle", "data order: epoch (reshuffle every epoch), once (no reshuffle) or none (file order)"),
     "max_loss": ("max_loss", "training loss above which the run counts as diverged"),
     "precision": ("precision", "fp32 or bf16 (autocast)"),
     "device": ("device", "auto, cpu or cuda"),

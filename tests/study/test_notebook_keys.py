@@ -132,3 +132,56 @@ def test_zipped_axis_moves_its_keys_together(tmp_path, mnist_dir):
     path.write_text(ZIP.replace('batch_size = [32, 256]', '"model.activation" = ["relu", "gelu"]'))
     with pytest.raises(Exception, match=r'scientific.zip."model.activation": also a key of \[scientific\]'):
         load_study(path)
+
+
+CURVES = """
+[study]
+name = "curves"
+seeds = 2
+test_curves = true
+
+[data]
+per_class = 40
+validation = 0.1
+
+[base]
+model = { kind = "mlp", hidden = [16] }
+optimizer = { name = "sgd", lr = 0.1 }
+epochs = 2
+
+[scientific]
+batch_size = [32, 64]
+
+[nuisance]
+"optimizer.lr" = { log = [0.01, 1.0] }
+trials = 2
+parallel = 2
+"""
+
+
+def test_test_curves_for_final_runs_only(tmp_path, mnist_dir):
+    """Seeds 002 and 004 plot test curves: a study records them for its final runs, whose
+    configuration is fixed before they see the test set, and never for tuning or slice runs."""
+    from nnstudy.report import StudyReport
+    from nnstudy.report.study_figures import curves_by_arm
+
+    path = tmp_path / "curves.toml"
+    path.write_text(CURVES)
+    run_study(load_study(path), tmp_path / "runs", workers=1, data_dir=mnist_dir, quiet=True)
+    study = open_study(tmp_path / "runs")
+    curves = study.curves()
+    finals = curves[curves["phase"] == "final"]
+    others = curves[curves["phase"] != "final"]
+    assert len(finals) == 2 * 2 * 2 and finals["test_accuracy"].notna().all()
+    assert set(others["phase"]) == {"tune", "slice"} and others["test_accuracy"].isna().all()
+    res = study.results()
+    last = finals.sort_values("epoch").groupby("run").last()
+    for run, row in last.iterrows():  # the curve ends at the final run's test score
+        assert row["test_accuracy"] == pytest.approx(res.set_index("run").loc[run, "test_accuracy"])
+    c = StudyReport(study, data_dir=mnist_dir, gallery=False).content
+    fig = curves_by_arm(c.bands, c.arms, {a: (0, 0, 0) for a in c.arms})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 6 and "test (eval pass, final runs): accuracy" in titles
+    with pytest.raises(Exception, match="base.test_curve: set study.test_curves"):
+        path.write_text(CURVES.replace('epochs = 2', 'epochs = 2\ntest_curve = true'))
+        load_study(path)

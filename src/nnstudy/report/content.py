@@ -37,7 +37,7 @@ __all__ = ["ArmAxis", "Content", "Predictions", "gather", "study_context"]
 #: Misclassified test images kept for the gallery: one row of the figure.
 GALLERY_SIZE = 12
 #: Curve columns summarized over seeds, in the figure's panel order.
-CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "test_loss", "test_accuracy")
 #: Environment keys in the order the report lists them.
 ENV_ORDER = ("nnstudy", "torch", "optuna", "python", "device", "gpu", "threads", "machine", "processor", "host")
 

@@ -130,12 +130,18 @@ def _points(ax: Axes, summary: pd.DataFrame, seeds: pd.DataFrame, metric: str, a
 
 def curves_by_arm(bands: pd.DataFrame, arms: list[str], colors: dict[str, tuple], *, train_eval: str = "running"
                   ) -> Figure:
-    """Learning curves per arm, 2 × 2 panels (rows loss, accuracy; columns train, validation): the mean
-    over seeds as a line and the min–max over seeds as a band (an error bar where there is one epoch)."""
-    fig = Figure(figsize=(10, 6.6), layout="constrained")
-    axes = fig.subplots(2, 2, sharex=True, sharey="row")
+    """Learning curves per arm, 2 × 2 panels (rows loss, accuracy; columns train, validation), and a
+    third column for the test set where the final runs recorded test curves (``study.test_curves``):
+    the mean over seeds as a line and the min–max over seeds as a band (an error bar where there is
+    one epoch)."""
+    panels = [list(p) for p in CURVE_PANELS]
+    if bands["metric"].isin(["test_loss", "test_accuracy"]).any():
+        panels = [[*p, p[0].replace("train_", "test_")] for p in panels]
+    fig = Figure(figsize=(5 * len(panels[0]), 6.6), layout="constrained")
+    axes = fig.subplots(2, len(panels[0]), sharex=True, sharey="row")
     how = "running mean over batches" if train_eval == "running" else "eval pass"
-    for r, pair in enumerate(CURVE_PANELS):
+    splits = [f"train ({how})", "validation (eval pass)", "test (eval pass, final runs)"]
+    for r, pair in enumerate(panels):
         for c, metric in enumerate(pair):
             ax = axes[r][c]
             for arm in arms:
@@ -148,14 +154,13 @@ def curves_by_arm(bands: pd.DataFrame, arms: list[str], colors: dict[str, tuple]
                     ax.fill_between(x, lo, hi, color=colors[arm], alpha=0.18, linewidth=0)
                 else:
                     ax.errorbar(x, m, yerr=[m - lo, hi - m], fmt="none", ecolor=colors[arm], capsize=5)
-            split = f"train ({how})" if c == 0 else "validation (eval pass)"
-            ax.set_title(f"{split}: {metric.split('_', 1)[1]}", fontsize=10)
+            ax.set_title(f"{splits[c]}: {metric.split('_', 1)[1]}", fontsize=10)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(True, alpha=0.3)
             _metric_axis(ax, metric)
             if r == 1:
                 ax.set_xlabel("epoch")
-    losses = bands.loc[bands["metric"].isin(CURVE_PANELS[0]), ["low", "high"]].to_numpy(float).ravel()
+    losses = bands.loc[bands["metric"].isin(panels[0]), ["low", "high"]].to_numpy(float).ravel()
     losses = losses[np.isfinite(losses)]
     if len(losses) and losses.min() > 0 and losses.max() / losses.min() > 20:  # log only when it helps
         axes[0][0].set_yscale("log")

@@ -73,6 +73,7 @@ MAX_THREADS = 1024
 RESERVED = {
     "seed": "run seeds are set by study.seeds (final runs) and nuisance.seed (tuning runs)",
     "test": "only final runs are tested; the phase sets it",
+    "test_curve": "set study.test_curves: only final runs, whose configuration is fixed, see the test set",
     "threads": "set study.threads instead",
     "save_weights": "final runs always keep their weights",
 }
@@ -104,6 +105,8 @@ class StudySection(_Spec):
     retries: int = Field(2, ge=0, description="times a run whose worker died is started again")
     # 10 s: one small UPDATE per worker per beat; a dead worker's runs are released after 3 missed beats.
     heartbeat: float = Field(10.0, gt=0, le=3600, description="seconds between a worker's beats in the store")
+    # final runs only: their configuration is fixed before they see the test set, so a curve chooses nothing
+    test_curves: bool = Field(False, strict=True, description="final runs also record the test set after every epoch")
 
     @property
     def maximize(self) -> bool:
@@ -360,7 +363,8 @@ class StudySpec(_Spec):
             if not isinstance(dotted[key], list):  # "model.hidden" = [100, 300]: one layer each
                 dotted[key] = [dotted[key]]
         raw = apply_overrides({**self.base, "data": self.data.model_dump(mode="json")}, dotted, source=self._source)
-        raw.update(seed=seed, test=final, save_weights=final, threads=self.study.threads)
+        raw.update(seed=seed, test=final, save_weights=final, threads=self.study.threads,
+                   test_curve=final and self.study.test_curves)
         return RunSpec.model_validate(raw)
 
 

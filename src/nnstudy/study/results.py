@@ -66,12 +66,16 @@ def results_frame(spec: StudySpec, rows: Sequence[tuple[PlannedRun, Record]]) ->
 
 
 def curves_frame(rows: Sequence[tuple[PlannedRun, Record]]) -> pd.DataFrame:
-    """One row per run and epoch: run, arm, phase, seed, then the trainer's per-epoch columns."""
-    from nnstudy.train import EPOCH_COLUMNS
+    """One row per run and epoch: run, arm, phase, seed, then the trainer's per-epoch columns (the
+    test curve's too where a final run recorded one: ``study.test_curves``)."""
+    from nnstudy.train.result import EPOCH_COLUMNS, TEST_CURVE_COLUMNS
 
+    columns = list(EPOCH_COLUMNS)
+    if any(c in h for _, rec in rows for h in rec.history[:1] for c in TEST_CURVE_COLUMNS):
+        columns += TEST_CURVE_COLUMNS
     records = [{"run": rec.run, "arm": rec.arm, "phase": rec.phase, "seed": rec.seed,
-                **{c: _num(h.get(c)) for c in EPOCH_COLUMNS}} for _, rec in rows for h in rec.history]
-    return pd.DataFrame(records, columns=["run", "arm", "phase", "seed", *EPOCH_COLUMNS])
+                **{c: _num(h.get(c)) for c in columns}} for _, rec in rows for h in rec.history]
+    return pd.DataFrame(records, columns=["run", "arm", "phase", "seed", *columns])
 
 
 def status_frame(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFrame) -> pd.DataFrame:

@@ -5,15 +5,18 @@ What the numbers mean (DESIGN.md section 6):
 * Initial weights: ``build_model`` under ``torch.manual_seed(spec.seed)``, inside ``fork_rng`` so the
   caller's random state is untouched; then a dropout seed is drawn from the same stream (a lane's
   masks depend on its seed only).
-* An epoch is one pass over the training split in a fresh random order, drawn from the run's own
-  ``torch.Generator().manual_seed(spec.seed)``, one ``randperm`` per epoch; batch i of a lane is rows
+* An epoch is one pass over the training split in the order ``spec.shuffle`` gives (``_order``):
+  by default a fresh random order, drawn from the run's own ``torch.Generator().manual_seed(spec.seed)``,
+  one ``randperm`` per epoch; ``once`` keeps the first, ``none`` is file order. Batch i of a lane is rows
   ``perm[i·B:(i+1)·B]`` (the last batch may be shorter).
 * The learning rate of every step is the run's schedule (``LRSchedule.rate``; ``plateau`` included)
   and the epoch row records the last step's.
 * ``train_loss``/``train_accuracy``: with ``train_eval="running"``, the mean over the epoch's
   batches, weighted by batch size (Keras's convention; dropout and batch norm in training mode);
   with ``"full"``, the whole training split evaluated in eval mode after the epoch (the notebooks').
-* ``val_*``: always the whole validation split in eval mode after the epoch.
+* ``val_*``: always the whole validation split in eval mode after the epoch; ``test_*`` too, for a
+  run with ``spec.test_curve`` (a study's final runs with ``study.test_curves``: their configuration
+  is fixed, so the curve chooses nothing).
 * Divergence: a NaN/inf training loss, or one above ``max_loss``, stops the run as "diverged".
 * Early stopping watches one validation metric and, where asked, restores the best epoch's weights;
   the final validation (and test) predictions are those of the weights the run ends with.
@@ -38,6 +41,7 @@ import torch
 from nnstudy import metrics
 from nnstudy.spec import RunSpec
 from nnstudy.train._env import Callback
+from nnstudy.train._order import EpochOrder
 from nnstudy.train.engine import Engine, hyper_of
 from nnstudy.train.optim import LRSchedule
 from nnstudy.train.result import RunResult
@@ -98,7 +102,7 @@ class _Lane:
     def __init__(self, index: int, spec: RunSpec, model: torch.nn.Module, steps: int, callback: Callback | None):
         self.index, self.spec, self.model, self.callback = index, spec, model, callback
         self.sched = LRSchedule(spec.schedule, spec.optimizer.lr, steps, spec.epochs)
-        self.order = torch.Generator().manual_seed(spec.seed)  # data order: its own stream, on the CPU
+        self.order = EpochOrder(spec)  # data order: its own stream, on the CPU
         self.stopper = EarlyStopper(spec) if spec.early_stopping else None
         self.history: list[dict[str, float]] = []
         self.status = "complete"
@@ -146,7 +150,7 @@ class _Driver:
             epoch += 1
             t0 = time.perf_counter()
             R = len(active)
-            perms = torch.stack([torch.randperm(self.n, generator=r.order) for r in active]).to(self.device)
+            perms = torch.stack([r.order.next(self.n) for r in active]).to(self.device)
             full = self.steps * self.bs == self.n
             # (steps, R·bs) index rows, one contiguous row per step (the last may be shorter)
             body = perms[:, : (self.steps if full else self.steps - 1) * self.bs]
@@ -177,6 +181,8 @@ class _Driver:
         last_val = self.engine.predict("val", range(R))
         full = [lane for lane, r in enumerate(active) if r.spec.train_eval == "full"]
         train_full = self.engine.predict("train", full) if full else None
+        curve = [lane for lane, r in enumerate(active) if r.spec.test_curve]
+        test_now = self.engine.predict("test", curve) if curve else None
         seconds = (time.perf_counter() - t0) / R
         keep, leaving = [], []
         for lane, r in enumerate(active):
@@ -189,6 +195,9 @@ class _Driver:
                 row["train_loss"], row["train_accuracy"] = float(running[lane]), float(acc[lane])
             row["val_loss"], row["val_accuracy"] = float(last_val[0][lane]), float(last_val[1][lane])
             row["seconds"] = seconds
+            if test_now is not None and lane in curve:
+                k = curve.index(lane)
+                row["test_loss"], row["test_accuracy"] = float(test_now[0][k]), float(test_now[1][k])
             r.history.append(row)
             stop = not r.notify("epoch", dict(row))
             if not stop and (not math.isfinite(running[lane]) or running[lane] > r.spec.max_loss):

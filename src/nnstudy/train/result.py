@@ -11,9 +11,10 @@ import numpy as np
 from nnstudy import metrics
 from nnstudy.spec import RunSpec
 
-__all__ = ["RunResult", "EPOCH_COLUMNS", "METRICS"]
+__all__ = ["RunResult", "EPOCH_COLUMNS", "METRICS", "TEST_CURVE_COLUMNS"]
 
-#: One row per epoch, in this order. ``val_*`` are NaN without a validation split.
+#: One row per epoch, in this order. ``val_*`` are NaN without a validation split; ``test_*`` are
+#: there only with ``spec.test_curve`` (``TEST_CURVE_COLUMNS``).
 EPOCH_COLUMNS = (
     "epoch",
     "train_loss",
@@ -23,6 +24,7 @@ EPOCH_COLUMNS = (
     "lr",
     "seconds",
 )
+TEST_CURVE_COLUMNS = ("test_loss", "test_accuracy")
 
 #: Final metrics a run can carry. Accuracies are fractions in [0, 1]; ``test_*`` only when asked.
 METRICS = metrics.FINAL
@@ -71,10 +73,12 @@ class RunResult:
 
     @property
     def curves(self):
-        """Per-epoch metrics as a pandas DataFrame (one row per epoch, columns ``EPOCH_COLUMNS``)."""
+        """Per-epoch metrics as a pandas DataFrame (one row per epoch, columns ``EPOCH_COLUMNS``, then
+        ``TEST_CURVE_COLUMNS`` where the run recorded a test curve)."""
         import pandas as pd
 
-        return pd.DataFrame(self.history, columns=list(EPOCH_COLUMNS))
+        extra = list(TEST_CURVE_COLUMNS) if self.spec.test_curve else []
+        return pd.DataFrame(self.history, columns=[*EPOCH_COLUMNS, *extra])
 
     def achieved_flops_per_second(self) -> float:
         return self.train_flops / self.train_seconds if self.train_seconds > 0 else math.nan
