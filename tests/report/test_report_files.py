@@ -148,3 +148,22 @@ def test_corrupt_weights_are_noted_and_the_report_carries_on(studies, mnist_dir,
     assert "the best run could not be evaluated on the test set" in md and "cannot read the weights of run" in md
     assert "corrupt, empty or not a weights file" in md
     assert not (folder / "figures" / "gallery.png").exists() and (folder / "figures" / "scores.png").exists()
+
+
+def test_a_store_naming_weights_outside_runs_is_refused(studies, mnist_dir, tmp_path):
+    """A study folder received from someone else: its database may name any path as a run's weights;
+    only files in its runs/ are read."""
+    import shutil
+    import sqlite3
+
+    from nnstudy.report import StudyReport
+    from nnstudy.study import open_study
+
+    folder = tmp_path / "study"
+    shutil.copytree(studies("same-config").folder, folder)
+    with sqlite3.connect(folder / "study.db") as db:
+        n = db.execute("update trial_user_attributes set value_json = ? where key = 'weights' and value_json != 'null'",
+                       (json.dumps("../../elsewhere.pt"),)).rowcount
+    assert n > 0
+    report = StudyReport(open_study(folder), data_dir=mnist_dir)
+    assert "names weights outside runs/ ('../../elsewhere.pt')" in report.content.notes["gallery"]

@@ -133,6 +133,8 @@ class Study:
         best = min(finals, key=lambda r: (sign * r.metrics[metric], r.seed))
         run = RunSpec.model_validate(best.spec)
         model = build_model(run.model, input_shape=tuple(best.input_shape), num_classes=best.num_classes)
+        if Path(best.weights).name != best.weights:  # a store from elsewhere may name any path: only runs/ is ours
+            raise StoreError(f"{self.folder}: run {best.run} names weights outside runs/ ({best.weights!r})")
         path = self.folder / "runs" / best.weights
         try:  # a weights file is the user's disk's: any failure to read it is one line, never a traceback
             state = torch.load(path, map_location="cpu", weights_only=True)
