@@ -14,8 +14,17 @@ from pathlib import Path
 __all__ = ["NnstudyError", "SpecError", "DataError", "StoreError", "PathError", "os_error", "path_errors"]
 
 
+#: Every character ``str.splitlines`` breaks at, written as its escape: a user's value quoted in a
+#: message (a key holding a newline, say) must not break the one line.
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 class NnstudyError(Exception):
-    """Base of all user-facing errors. ``str(err)`` is one line: where, what, what is allowed."""
+    """Base of all user-facing errors. ``str(err)`` is one line: where, what, what is allowed (a line
+    break inside a quoted value is shown as its escape, ``\\n``)."""
+
+    def __str__(self) -> str:
+        return super().__str__().translate(_LINE_BREAKS)
 
 
 class SpecError(NnstudyError, ValueError):

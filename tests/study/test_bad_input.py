@@ -64,6 +64,9 @@ BAD_STUDIES = {
         for k in ("optimizer.lr", "optimizer.momentum", "schedule.gamma", "optimizer.weight_decay")) + "\n",
         "scientific: 160,000 arms"),
     "threads": (_with("study", "threads = 100000"), "study.threads = 100000: at most 1024"),
+    "line breaks in keys": (_with("study", 'metric = { "a\\nb" = 0 }').replace('[base]', '[base]\n"x\\u2028y" = 1'),
+                            'study.metric = { "a\\nb" = 0 }'),
+    "line break in an unknown key": (_with("base", '"a\\nb" = 1'), "unknown key"),
 }
 
 

@@ -479,7 +479,7 @@ def _study_error(err: ValidationError, source: str) -> SpecError:
 
 def _show(value: Any) -> str:
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_quote(str(k))} = {_show(v)}" for k, v in value.items()) + " }"
     return json.dumps(value) if isinstance(value, (list, str, bool)) or value is None else repr(value)
 
 
