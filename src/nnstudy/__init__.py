@@ -56,7 +56,7 @@ def train(spec=None, data=None, *, data_dir=None, callback=None, quiet=False, en
     """Train one model; returns its ``RunResult`` (``.curves``, ``.summary()``, ``.plot()``).
 
     ``spec`` is a RunSpec, a dict of RunSpec fields, or a TOML file; ``options`` are the short
-    names of ``nnstudy.spec.SHORTCUTS`` (the CLI's flags): ``nnstudy.train(model="mlp", hidden=[300],
+    names of ``nnstudy.flags.SHORTCUTS`` (the CLI's flags): ``nnstudy.train(model="mlp", hidden=[300],
     optimizer="adam", lr=1e-3, epochs=10, test=True)``. ``data`` is a ``nnstudy.data.Splits``
     to reuse across runs. A progress bar shows the steps and each epoch's numbers (in a terminal and
     in Jupyter); ``quiet=True`` turns it off. ``engine`` is "auto", "stacked" (linear models and

@@ -3,7 +3,7 @@
 Every user mistake surfaces as an ``NnstudyError`` and leaves as one line on stderr with exit
 code 2 (typer's own usage errors also exit 2). Anything else is our bug and keeps its traceback.
 
-``train`` and ``summary`` take their run flags from one table, ``nnstudy.spec.SHORTCUTS``, which the
+``train`` and ``summary`` take their run flags from one table, ``nnstudy.flags.SHORTCUTS``, which the
 Python API (``nnstudy.train(lr=0.1)``) reads too: a new RunSpec field gets a flag by adding a row.
 """
 
@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from nnstudy.errors import NnstudyError
-from nnstudy.spec import SHORTCUTS, RunSpec, make_run_spec, parse_override
+from nnstudy.flags import SHORTCUTS
+from nnstudy.spec import RunSpec, make_run_spec, parse_override
 
 # Start-up: nothing above imports torch, pandas, optuna or matplotlib (tests/test_startup.py); each
 # command imports what it needs, so that --help answers at once (benchmarks/startup.py).

@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 from nnstudy import metrics
 from nnstudy._types import FiniteFloat, Int, NonNegInt, PosInt
 from nnstudy.errors import SpecError
+from nnstudy.flags import LIST_KEYS
 from nnstudy.spec import (
-    LIST_KEYS,
     DataSpec,
     RunSpec,
     apply_overrides,
