@@ -15,6 +15,10 @@ seconds, training FLOPs, MFU (FLOPs / seconds / peak) and the speed-up over the 
 * W4: seed 004's width sweep (M in 10..2000, Adam lr 0.01, batch 64, 2 epochs each, test accuracy)
   as a whole nnstudy study (``run_study``: worker processes, store, results), end to end, against
   the seed's loop over the widths.
+* W5: seed 003's Keras CNN (two 8-filter 2×2 "same" convolutions, a max-pool, a dense softmax;
+  15,994 parameters), SGD lr 0.1, batch 128, one epoch on a 90/10 split, eight seeds: one by one,
+  and packed as lanes of the module engine (``train_packed(..., engine="modules")``); seconds are per
+  run, and the largest relative difference of a packed run's losses from the run alone is recorded.
 * bf16 accuracy: W1 for 10 epochs, 5 seeds, fp32 against bf16, test accuracy.
 
 Every timing is repeated (``--repeat``, both sides alike) and the fastest repetition counts: on a
@@ -56,6 +60,7 @@ from nnstudy.train.packed import train_packed  # noqa: E402
 W4_WIDTHS = [10, 50, 100, 300, 1000, 2000]
 W2_LRS = [round(0.005 * (100 ** (i / 11)), 5) for i in range(12)]  # 0.005 … 0.5, log-spaced
 CNN = {"model": "cnn", "channels": [32, 64], "kernel": 3, "batchnorm": True, "head": [128], "dropout": 0.2}
+KERAS_CNN = {"kind": "cnn", "channels": [8, 8], "kernel": 2, "pool_every": 2, "head": []}  # seed 003's Keras model
 
 
 class Size:
@@ -65,6 +70,7 @@ class Size:
         self.tiny = tiny
         self.limit = 500 if tiny else None  # training images (None: all 60,000)
         self.w2_runs = 3 if tiny else 12
+        self.w5_seeds = 2 if tiny else 8
         self.w4_widths = [10, 50] if tiny else W4_WIDTHS
         self.w4_epochs = 1 if tiny else 2
         self.w4_noise_seeds = 2 if tiny else 3
@@ -189,6 +195,36 @@ def w2(args, size: Size, peaks: dict[str, float], root: Path | None) -> list[dic
     rows.append(row("W2", f"nnstudy packed ×{n}, per run", t_pack, flops, peaks["float32"],
                     speedup_vs_notebook=_ratio(nb, best(t_pack)), speedup_vs_one_by_one=best(t_one) / best(t_pack),
                     val_accuracy=accuracy))
+    return rows
+
+
+def w5(args, size: Size, peaks: dict[str, float], root: Path | None) -> list[dict[str, Any]]:
+    data_spec = DataSpec(validation=0.1, limit=size.limit)  # Keras's validation_split = 0.1
+    data = load(data_spec, data_dir=args.data_dir)
+    specs = [make_run_spec({"data": data_spec.model_dump(), "model": KERAS_CNN, "optimizer": {"name": "sgd", "lr": 0.1},
+                            "batch_size": 128, "epochs": 1, "seed": i}) for i in range(size.w5_seeds)]
+    n = len(specs)
+    flops = _flops(specs[0], data, 1)
+
+    def one_by_one():
+        t0 = time.perf_counter()
+        results = [train(s, data) for s in specs]
+        return time.perf_counter() - t0, results
+
+    def packed():
+        t0 = time.perf_counter()
+        results = train_packed(specs, data, engine="modules")
+        return time.perf_counter() - t0, results
+
+    t_one, alone = timed_runs(one_by_one, args.repeat)
+    t_pack, res = timed_runs(packed, args.repeat)
+    t_one, t_pack = [t / n for t in t_one], [t / n for t in t_pack]
+    worst = max(abs(a[k] - b[k]) / abs(b[k]) for p, q in zip(res, alone, strict=True)
+                for a, b in zip(p.history, q.history, strict=True) for k in ("train_loss", "val_loss"))
+    rows = [row("W5", "nnstudy one by one, per run", t_one, flops, peaks["float32"]),
+            row("W5", f"nnstudy packed ×{n}, per run", t_pack, flops, peaks["float32"],
+                speedup_vs_one_by_one=best(t_one) / best(t_pack), max_relative_loss_difference=worst,
+                val_accuracy={str(s.seed): r.metrics["val_accuracy"] for s, r in zip(specs, res, strict=True)})]
     return rows
 
 
@@ -345,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=os.environ.get("NNSTUDY_DATA"), help="folder with the MNIST files")
     p.add_argument("--json", dest="json_path", help="write the results here")
     p.add_argument("--tiny", action="store_true", help="a few hundred images, 1-2 runs: proves it works (CI)")
-    p.add_argument("--only", default="W1,W2,W3,W4,bf16acc", help="comma-separated subset of W1,W2,W3,W4,bf16acc")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,bf16acc",
+                   help="comma-separated subset of W1,W2,W3,W4,W5,bf16acc")
     p.add_argument("--repeat", type=int, default=3, help="timings per measurement (W4: 1); the fastest counts")
     p.add_argument("--no-notebook", action="store_true", help="skip the notebooks' style baseline")
     p.add_argument("--notebook-workers", default="1,0", type=lambda v: [int(x) for x in v.split(",")],
@@ -384,10 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         ctx = notebook.mnist_root(args.data_dir, tmp) if use_nb else contextlib.nullcontext()
         with ctx as root:
-            for name in ("W1", "W2", "W3", "W4"):
+            for name in ("W1", "W2", "W3", "W4", "W5"):
                 if name in only:
                     new = w4(args, size, peaks, root, tmp) if name == "W4" else \
-                        {"W1": w1, "W2": w2, "W3": w3}[name](args, size, peaks, root)
+                        {"W1": w1, "W2": w2, "W3": w3, "W5": w5}[name](args, size, peaks, root)
                     rows += new
                     print(f"{name} done ({time.perf_counter() - t_start:.0f} s)\n{table(new)}", flush=True)
                     save()
@@ -415,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: The row that speaks for each workload in the JSON summary.
-HEADLINE = {"W1": "nnstudy fp32", "W2": "nnstudy packed", "W3": "nnstudy fp32", "W4": "nnstudy study"}
+HEADLINE = {"W1": "nnstudy fp32", "W2": "nnstudy packed", "W3": "nnstudy fp32", "W4": "nnstudy study",
+            "W5": "nnstudy packed"}
 
 
 def workloads(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

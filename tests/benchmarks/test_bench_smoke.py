@@ -24,12 +24,15 @@ def test_tiny_benchmark_writes_every_workload(tmp_path, mnist_dir):
     doc = json.loads(out.read_text())
     assert doc["tiny"] and doc["machine"]["cores"] >= 1 and doc["peak"]["float32"]["flops_per_second"] > 0
     names = [w["workload"] for w in doc["workloads"]]
-    assert names == ["W1", "W2", "W3", "W4"]
+    assert names == ["W1", "W2", "W3", "W4", "W5"]
     for w in doc["workloads"]:
         assert {"seconds", "mfu", "speedup_vs_notebook", "train_flops", "variants"} <= w.keys()
         assert w["seconds"] > 0 and 0 < w["mfu"] and w["train_flops"] > 0
     w2 = doc["workloads"][1]
     assert w2["variant"].startswith("nnstudy packed") and w2["speedup_vs_one_by_one"] > 0
+    w5 = doc["workloads"][4]  # seed 003's Keras CNN: packed module-engine lanes against one by one
+    assert w5["variant"].startswith("nnstudy packed") and w5["speedup_vs_one_by_one"] > 0
+    assert w5["max_relative_loss_difference"] < 1e-2
     if doc["bf16_supported"]:
         assert {"fp32_mean", "bf16_mean", "difference_points"} <= doc["bf16_accuracy"].keys()
     # docs/performance.md's table is rendered from such a file
