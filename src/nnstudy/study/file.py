@@ -102,9 +102,9 @@ class StudySection(_Spec):
     pack: bool = Field(True, strict=True, description="train same-shape runs as one packed program (same numbers)")
     # 2: a run whose worker died (killed, out of memory, a machine lost) is started at most 3 times; one
     # that kills its worker every time is then recorded failed with the reason, and the study goes on.
-    retries: int = Field(2, ge=0, description="times a run whose worker died is started again")
+    retries: Int = Field(2, ge=0, description="times a run whose worker died is started again")
     # 10 s: one small UPDATE per worker per beat; a dead worker's runs are released after 3 missed beats.
-    heartbeat: float = Field(10.0, gt=0, le=3600, description="seconds between a worker's beats in the store")
+    heartbeat: FiniteFloat = Field(10.0, gt=0, le=3600, description="seconds between a worker's beats in the store")
     # final runs only: their configuration is fixed before they see the test set, so a curve chooses nothing
     test_curves: bool = Field(False, strict=True, description="final runs also record the test set after every epoch")
 
