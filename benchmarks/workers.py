@@ -13,8 +13,10 @@ training, the store. docs/studies.md quotes this script's output.
 ``--shared``: for each worker count N, the study is saved into a fresh database and N ``nnstudy worker``
 processes (one training process each) are started at once; throughput is runs stored over the wall time
 from their start to the last one's exit. The store's overhead per run is the time the workers spent in
-the database (claims, results, reading each other's results; each worker prints it), summed and divided
-by the runs stored, against the mean run's own time (``seconds`` in the store). Without ``--storage`` a
+the database (claims, results, reading each other's results, and waiting for a round another worker is
+finishing, which polls the store; each worker prints it), summed and divided by the runs stored, against
+the mean run's own time (``seconds`` in the store; a packed run's share of its pack). The part spent on
+claims is shown apart: the rest is Optuna's own trial writes and reads. Without ``--storage`` a
 PostgreSQL server is started in a temporary folder on 127.0.0.1 (Debian's ``postgresql`` package; as
 root it runs as the ``postgres`` user), as the tests do. docs/distributed.md quotes this output.
 """
@@ -57,7 +59,7 @@ def run_once(study: Path, workers: int, root: Path) -> tuple[float, Path]:
 class Server:
     """A throwaway PostgreSQL server: initdb in a temporary folder, 127.0.0.1 only, trust authentication."""
 
-    def __init__(self, root: Path):
+    def __init__(self):
         import glob
         import shutil
         import socket
@@ -66,7 +68,8 @@ class Server:
         if not found[-1]:
             sys.exit("--shared needs a PostgreSQL server: --storage URL, or apt-get install postgresql")
         bin_dir = Path(found[-1]).parent
-        root.mkdir()
+        # not under the benchmark's own temporary folder: that is private to this user, the server may be another
+        self.root = root = Path(tempfile.mkdtemp(prefix="nnstudy-bench-pg-"))
         self.data, sockets = root / "data", root / "sockets"
         sockets.mkdir()
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -98,10 +101,12 @@ class Server:
             c.execute(statement)
 
     def close(self) -> None:
+        import shutil
         import signal
 
         os.kill(int((self.data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
         self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def shared(study: Path, counts: list[int], storage: str | None, sets: list[str], root: Path) -> None:
@@ -113,7 +118,7 @@ def shared(study: Path, counts: list[int], storage: str | None, sets: list[str],
     from nnstudy.study.store import Store
 
     spec = load_study(study, [parse_override(x) for x in sets])
-    server = Server(root / "pg") if storage is None else None
+    server = Server() if storage is None else None
     print(f"store: {'a throwaway PostgreSQL server on 127.0.0.1' if server else Store(storage).where}")
     frames = {}
     try:
@@ -139,6 +144,7 @@ def shared(study: Path, counts: list[int], storage: str | None, sets: list[str],
                 if p.returncode != 0:
                     sys.exit(f"{' '.join(cmd)} failed:\n{err}")
             in_store = sum(float(m[1]) for out, _ in outs for m in re.finditer(r"([\d.]+) s of it in the store", out))
+            claims = sum(float(m[1]) for out, _ in outs for m in re.finditer(r"([\d.]+) s of that for claims", out))
             study_handle = open_study(None, url, name)
             frame = study_handle.results()
             runs = len(frame)
@@ -146,8 +152,9 @@ def shared(study: Path, counts: list[int], storage: str | None, sets: list[str],
             frames[n] = frame.drop(columns=["train_seconds", "seconds"])
             print(f"{n} worker{'s' if n > 1 else ' '}: {runs} runs in {wall:6.1f} s wall = "
                   f"{60 * runs / wall:6.1f} runs/min;"
-                  f" store {1000 * in_store / runs:6.1f} ms per run against {1000 * run_seconds:7.1f} ms of training"
-                  f" per run ({100 * in_store / runs / run_seconds:.1f}%)")
+                  f" store {1000 * in_store / runs:6.1f} ms per run ({1000 * claims / runs:5.1f} ms of it claims)"
+                  f" against {1000 * run_seconds:7.1f} ms of training per run"
+                  f" ({100 * in_store / runs / run_seconds:.0f}%)")
     finally:
         if server is not None:
             server.close()
@@ -168,10 +175,11 @@ def main() -> None:
                         help="with --shared: override a study key, e.g. --set data.per_class=100")
     args = parser.parse_args()
 
+    from nnstudy.spec import parse_override
     from nnstudy.study import load_study, open_study
 
     study = Path(args.study)
-    spec = load_study(study)
+    spec = load_study(study, [parse_override(x) for x in args.sets])
     print(f"study: {study} ({len(spec.arms())} arms, {spec.trials} trials + {spec.study.seeds} seeds each)"
           + (f", with {' '.join('--set ' + x for x in args.sets)}" if args.sets else ""))
     print(f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores, load average {os.getloadavg()[0]:.2f}")

@@ -72,6 +72,7 @@ class RunSummary:
     stopped: str | None
     seconds: float
     store_seconds: float = 0.0  # of ``seconds``, waiting for the store (claims, results, reading others')
+    claims_seconds: float = 0.0  # of ``store_seconds``, claiming runs and reading who holds what
 
 
 def default_workers(spec: StudySpec) -> int:
@@ -317,7 +318,7 @@ class _Runner:
             raise
         self.pool.close()
         return RunSummary(self.folder, self.trained, self.failed, self.done_count(), self.total, stopped,
-                          time.monotonic() - t0, self.store.seconds)
+                          time.monotonic() - t0, self.store.seconds, self.store.claims_seconds)
 
     def _claim(self, pack: list[PlannedRun]) -> None:
         """Claim ``pack`` in the store, as a whole (one transaction), and train what was won. A run
