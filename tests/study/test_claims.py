@@ -103,3 +103,28 @@ def test_a_worker_leaving_gives_its_claims_back_uncounted(store_url):
         assert other.claim(["a", "b"]) == {"a": (1, None), "b": (1, None)}
     finally:
         other.leave()
+
+
+def test_a_worker_dead_for_an_hour_is_forgotten_unless_it_still_holds_a_run(store_url):
+    import sqlalchemy as sa
+
+    from nnstudy.study._claims import FORGET, WORKERS
+
+    store = Store(store_url, create=True)
+    gone, holder = (Claims(store.engine, "s", heartbeat=30, retries=2) for _ in range(2))
+    gone.join()
+    holder.join()
+    holder.claim(["r"])
+    for w in (gone, holder):
+        w._stop.set()  # they stop beating, and their beats are made an hour and a minute old
+        with store.engine.begin() as c:
+            c.execute(sa.update(WORKERS).where(WORKERS.c.id == w.me).values(beat=WORKERS.c.beat - FORGET - 60))
+    newcomer = Claims(store.engine, "s", heartbeat=30, retries=2)
+    newcomer.join()
+    try:
+        with store.engine.connect() as c:
+            ids = {i for (i,) in c.execute(sa.select(WORKERS.c.id))}
+        assert ids == {holder.me, newcomer.me}  # the holder's row stays while its run is claimed
+    finally:
+        newcomer.leave()
+

@@ -43,11 +43,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["GRACE", "Claims", "WorkerRow"]
+__all__ = ["FORGET", "GRACE", "Claims", "WorkerRow"]
 
 #: A worker is dead once it has missed this many heartbeats (Optuna's default grace is 2 intervals;
 #: one more absorbs a beat delayed by a busy SQLite file or a loaded machine).
 GRACE = 3
+#: A dead worker's row is kept this long (seconds) for ``nnstudy status``, then removed by the next to join.
+FORGET = 3600.0
 
 _meta = sa.MetaData()
 WORKERS = sa.Table(
@@ -147,8 +149,15 @@ class Claims:
     # ------------------------------------------------------------------------------ the worker row
 
     def join(self) -> None:
-        """Register this worker and start beating (a daemon thread)."""
+        """Register this worker and start beating (a daemon thread). Rows of workers that died long ago
+        (silent for ``FORGET`` seconds, or GRACE beats if longer) and hold no run are removed, so that
+        ``nnstudy status`` lists the recent ones."""
         with self.engine.begin() as c:
+            now = c.execute(sa.select(self.now)).scalar_one()
+            holding = sa.select(CLAIMS.c.worker).where(CLAIMS.c.study == self.study, CLAIMS.c.state == "running")
+            c.execute(sa.delete(WORKERS).where(
+                WORKERS.c.study == self.study, WORKERS.c.beat < now - max(FORGET, GRACE * self.heartbeat),
+                WORKERS.c.id.not_in(holding)))
             c.execute(sa.insert(WORKERS).values(id=self.me, study=self.study, host=self.host, pid=self.pid,
                                                 started=self.now, beat=self.now))
         self.last_beat = time.monotonic()
