@@ -241,3 +241,21 @@ def test_read_only_commands_never_write_to_a_study_database(grid_study, capsys):
     capsys.readouterr()
     assert (folder / "study.db").read_bytes() == before
 
+
+def test_status_after_a_writer_was_killed_mid_transaction_rolls_it_back_and_reads(grid_study, capsys):
+    """A runner killed inside a write leaves SQLite's journal "hot": the next reader must roll it back,
+    so ``status`` may not insist on read-only there (it does everywhere else)."""
+    import subprocess
+
+    folder, _ = grid_study
+    before = open_study(folder).results()
+    db = folder / "study.db"
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, sqlite3\n"
+        f"c = sqlite3.connect({str(db)!r}); c.execute('pragma cache_size=1')\n"
+        "c.execute(\"update trial_user_attributes set value_json = value_json || ' '\")\n"
+        "os.kill(os.getpid(), 9)\n")])
+    assert killed.returncode == -9 and (folder / "study.db-journal").is_file()
+    assert command("status", str(folder)) == 0, capsys.readouterr().err
+    assert open_study(folder).results().equals(before)
+

@@ -20,7 +20,8 @@ Mapping onto Optuna:
 Several processes, on one machine or many, may work on one store at once; a claim decides who trains
 what. ``FolderLock`` keeps two runners off one study folder with a SQLite file (a folder is also
 where a fresh study is created: that is decided under the lock). Readers (``nnstudy status``) open
-the store read-only (``readonly=True``): a SQLite file is opened with ``mode=ro`` and nothing is
+the store read-only (``readonly=True``): a SQLite file is opened with ``mode=ro`` (unless a killed
+writer left its journal, which SQLite must roll back before any read) and nothing is
 created anywhere; a store without the study says so.
 
 URLs: a password is never shown (``redact``; ``scrub`` removes it from any error text). A server
@@ -204,7 +205,12 @@ class Store:
             kwargs = {"pool_pre_ping": True}  # a restarted server: reconnect instead of failing once
             if url.startswith(("postgresql", "postgres")):
                 kwargs["connect_args"] = {"connect_timeout": max(1, round(self.timeout))}
-        engine = f"sqlite:///file:{path}?mode=ro&uri=true" if path is not None and readonly else engine_url(url)
+        engine = engine_url(url)
+        if path is not None and readonly:
+            # read-only, unless a writer's journal is there: a writer killed in a transaction leaves it
+            # "hot", and SQLite must roll it back before anyone may read (mode=ro would refuse to)
+            journal = path.with_name(path.name + "-journal")
+            engine = f"sqlite:///file:{path}?mode={'rw' if journal.exists() else 'ro'}&uri=true"
         with self._errors():
             if readonly:
                 self._check_has_optuna(engine, kwargs)
