@@ -165,6 +165,33 @@ def test_a_run_that_raises_is_stored_failed_with_its_error_and_the_study_goes_on
     assert run(study_file(GRID), folder).trained == 0
 
 
+def test_retry_failed_runs_the_failed_runs_again_and_keeps_their_first_attempt(tmp_path, study_file, offline,
+                                                                              monkeypatch, capsys):
+    import importlib
+
+    loop = importlib.import_module("nnstudy.train")
+    real_train = loop.train
+
+    def train(spec, data, **kw):
+        if spec.model.activation == "tanh":
+            raise FloatingPointError("tanh exploded")
+        return real_train(spec, data, **kw)
+
+    monkeypatch.setattr(loop, "train", train)
+    path, folder = study_file(GRID), tmp_path / "retried"
+    assert run(path, folder, overrides=[("study.pack", False)]).failed == 2
+    monkeypatch.setattr(loop, "train", real_train)  # the bug is fixed
+    assert run(path, folder, overrides=[("study.pack", False)]).trained == 0  # failed runs are not retried alone
+    again = run(path, folder, overrides=[("study.pack", False)], retry_failed=True)
+    assert (again.trained, again.failed, again.done) == (2, 0, 4)
+    frame = open_study(folder).results()
+    assert (frame["status"] == "complete").all() and len(frame) == 4 and frame["run"].is_unique
+    assert trials_in_db(folder) == {"COMPLETE": 4, "FAIL": 2}  # the failed attempts stay on record in Optuna
+    assert command("run", str(path), "--dir", str(folder), "--retry-failed", "--quiet", "--no-report",
+                   "--set", "study.pack=false") == 0
+    assert "0 trained now" in capsys.readouterr().out  # nothing failed is left to retry
+
+
 @pytest.mark.parametrize("pruner", ["median", "asha"])
 def test_pruned_tuning_runs_stop_early_and_never_win(tmp_path, study_file, offline, pruner):
     text = TUNED.replace("trials = 3", f'trials = 12\npruner = "{pruner}"').replace("parallel = 2", "parallel = 4")
