@@ -381,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=os.environ.get("NNSTUDY_DATA"), help="folder with the MNIST files")
     p.add_argument("--json", dest="json_path", help="write the results here")
     p.add_argument("--tiny", action="store_true", help="a few hundred images, 1-2 runs: proves it works (CI)")
+    p.add_argument("--limit", type=int, help="train on at most this many images (default: all; --tiny: 500)")
     p.add_argument("--only", default="W1,W2,W3,W4,W5,bf16acc",
                    help="comma-separated subset of W1,W2,W3,W4,W5,bf16acc")
     p.add_argument("--repeat", type=int, default=3, help="timings per measurement (W4: 1); the fastest counts")
@@ -391,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--w4-threads", type=int, default=1, help="study.threads of W4's study (workers: cores / threads)")
     args = p.parse_args(argv)
     size = Size(args.tiny)
+    if args.limit:
+        size.limit = args.limit
     only = set(args.only.split(","))
     t_start = time.perf_counter()
 

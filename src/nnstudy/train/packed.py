@@ -7,9 +7,9 @@ group is cut into packs, and ``train_packed``, which trains a pack with the epoc
 * ``pack_key``: runs with equal keys can be trained as one pack: same engine, dataset, model shape
   (the engine's ``lane_key``), batch size, optimizer kind, precision, device and threads. Free per
   run: seed, initialization, dropout rates (stacked engine), optimizer hyperparameters, schedule,
-  epochs, early stopping, ``train_eval``, ``test``, ``max_loss``, what to save. On a CPU the module
-  engine's lanes do not pack (one by one measured as fast: docs/trainer.md); ``train_packed(...,
-  engine="modules")`` still packs them where asked.
+  epochs, early stopping, ``train_eval``, ``test``, ``max_loss``, what to save. On a CPU a study
+  keeps the module engine's runs alone (see ``pack_key``); ``train_packed(..., engine="modules")``
+  packs them where asked.
 * ``packable``: groups of equal keys in order of first appearance, at most ``MAX_LANES`` runs and
   ``PACK_MEMORY`` bytes each (sized from the data's shape); ``assign``: the packs for idle workers.
 
@@ -97,7 +97,9 @@ def pack_key(spec: RunSpec) -> Hashable | None:
     """Runs with equal keys are trained as one pack by a study; None: the run trains alone."""
     cls = engine_for(spec)
     if cls is TorchModules and resolve_device(spec.device).type == "cpu":
-        return None  # measured: packed CNN lanes are no faster than one by one on a CPU
+        # a study's runs have one thread each by default, and packed module lanes on one thread are not
+        # measured by benchmarks/run.py (W5 measures two threads: docs/trainer.md), so they train alone
+        return None
     return _key(spec, cls)
 
 
