@@ -122,6 +122,23 @@ def test_three_workers_store_every_run_once_and_the_table_equals_one_process(ref
     assert pg(url, "select count(*) from nnstudy_workers") == [(0,)]  # each worker left when done
 
 
+def test_the_same_command_started_on_three_machines_at_once_on_a_new_database(cli, postgres, study_file, tmp_path):
+    """``nnstudy run FILE --storage URL`` three times at the same moment on an empty database: they race to
+    create Optuna's tables, nnstudy's, the study and its arms' studies, and each run is still stored once."""
+    from studyfiles import TUNED
+
+    url = postgres.new_database()
+    path = study_file(TUNED)
+    procs = [cli.popen("run", str(path), "--dir", f"m{i}", "--storage", url, "--workers", "1", "--quiet",
+                       "--no-report", cwd=tmp_path) for i in range(3)]
+    results = finish(procs)
+    for code, _, err in results:
+        assert code == 0, err
+    trained = sum(int(re.search(r"\((\d+) trained now", out)[1]) for _, out, _ in results)
+    ids = runs_stored(url)
+    assert len(ids) == len(set(ids)) == trained == 2 * (3 + 2 + 2)
+
+
 def test_chaos_a_worker_sigkilled_twice_at_random_moments_the_study_completes_every_run_once(
         reference, cli, postgres, tmp_path):
     _, ref = reference
