@@ -224,6 +224,8 @@ class _TrainProgress:
 
 
 def _results_table(result) -> Table:
+    from nnstudy.analysis.formatting import duration
+
     table = Table(title=f"run {result.spec.identity()} ({result.status})")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -232,7 +234,8 @@ def _results_table(result) -> Table:
         table.add_row(k, shown)
     table.add_row("epochs", f"{len(result.history)}" + (" (early stop)" if result.early_stopped else ""))
     table.add_row("parameters", f"{result.params:,}")
-    table.add_row("training time", f"{result.train_seconds:.1f} s")
+    table.add_row("wall time", duration(result.seconds))
+    table.add_row("step time", f"{duration(result.train_seconds)} (in optimizer steps)")
     table.add_row("throughput", f"{result.achieved_flops_per_second() / 1e9:.1f} GFLOP/s")
     return table
 
@@ -355,10 +358,14 @@ def _run_one(spec: Any, folder: Path, workers: int | None, storage: str | None, 
                             console=console, quiet=quiet, retry_failed=retry_failed)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    from nnstudy.analysis.formatting import duration
+
     handle = Study(spec, summary.folder, storage)
     _print_table(_frame_table(handle.summary(), f"{spec.name}: {spec.study.question}".rstrip(": ")))
+    times = handle.times()  # the report's definitions: compute = sum of the runs' wall times
     line = (f"{summary.done} of {summary.total} runs stored in {summary.folder} "
-            f"({summary.trained} trained now, {summary.failed} failed; {summary.seconds:.1f} s)")
+            f"({summary.trained} trained now, {summary.failed} failed); compute {duration(times['compute'])} "
+            f"(sum of the runs' wall times), wall time {duration(times['wall'])} (first run's start to last run's end)")
     console.print(line, highlight=False, soft_wrap=True)
     if report:
         from nnstudy.report import StudyReport
@@ -447,7 +454,9 @@ def study_results(
     if phase != "all":
         frame = frame[frame["phase"] == phase]
     if fmt == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
+        from nnstudy.study.results import write_csv
+
+        write_csv(frame, sys.stdout)
         return
     hidden = ["best_epoch", "early_stopped", "train_seconds", "seconds", "params"]
     _print_table(_frame_table(frame.drop(columns=hidden), f"{len(frame)} runs"))

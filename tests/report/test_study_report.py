@@ -23,7 +23,7 @@ def test_mlp_beats_linear_with_p_interval_above_half(reports):
     assert answer.numbers["n_pairs"] == 5
     assert answer.numbers["decision"] == A_BETTER
     assert answer.numbers["p_low"] > 0.5, answer.sentence
-    assert "it beats the runner-up model={kind=linear}" in answer.sentence
+    assert "it beats the runner-up linear" in answer.sentence
     assert answer.sentence in report.markdown()
     assert str(escape(answer.sentence)) in report.html()
 

@@ -50,6 +50,13 @@ BAD = [
     ("val-metric-without-split", TINY.replace("validation = 0.01", "validation = 0"), "study.metric"),
     ("bad-name", TINY.replace('name = "tiny"', 'name = "../up"'), "study.name"),
     ("pack-not-a-boolean", TINY.replace('name = "tiny"', 'name = "tiny"\npack = "yes"'), "study.pack"),
+    ("labels-beside-two-lists", TINY + '\n[scientific]\nbatch_size = [32, 64]\nepochs = [1, 2]\nlabels = ["a", "b"]\n',
+     "scientific.labels"),
+    ("labels-too-few", TINY + '\n[scientific]\nbatch_size = [32, 64]\nlabels = ["small"]\n', "scientific.labels"),
+    ("labels-twice-the-same", TINY + '\n[scientific]\nbatch_size = [32, 64]\nlabels = ["b", "b"]\n',
+     "scientific.labels"),
+    ("value-name-not-text", TINY + '\n[scientific]\nmodel = [{ kind = "linear", name = 3 }, { kind = "mlp" }]\n',
+     "scientific.model"),
 ]
 
 
@@ -96,6 +103,28 @@ def test_arm_labels_follow_file_order_and_read_as_key_value():
         path.unlink()
     assert labels == ["batch_size=32, model.hidden=8", "batch_size=32, model.hidden=[8, 8]",
                       "batch_size=64, model.hidden=8", "batch_size=64, model.hidden=[8, 8]"]
+
+
+def test_arms_are_named_by_the_file_or_by_what_differs(study_file):
+    """Names read in every table, figure and sentence; the labels (the store's key) stay as they were,
+    so naming an arm changes no run."""
+    models = '[{ kind = "linear" }, { kind = "mlp", hidden = [100] }, { kind = "mlp", hidden = [300] }]'
+    derived = load_study(study_file(TINY + f"\n[scientific]\nmodel = {models}\n"))
+    assert [a.name for a in derived.arms()] == ["linear", "mlp [100]", "mlp [300]"]
+    labels = [a.label for a in derived.arms()]
+    assert labels[0] == "model={kind=linear}"
+    two = load_study(study_file(TINY + '\n[scientific]\nbatch_size = [32, 64]\n"model.activation" = ["relu", "tanh"]'))
+    assert [a.name for a in two.arms()][:2] == ["batch_size=32, model.activation=relu",
+                                                 "batch_size=32, model.activation=tanh"]
+    given = load_study(study_file(TINY + f'\n[scientific]\nmodel = {models}\nlabels = ["softmax", "narrow", "wide"]\n'))
+    assert [a.name for a in given.arms()] == ["softmax", "narrow", "wide"]
+    assert [a.label for a in given.arms()] == labels
+    assert [r.identity for p in plan_arms(given, {}.get) for r in p.planned] == [
+        r.identity for p in plan_arms(derived, {}.get) for r in p.planned]
+    inline = models.replace('{ kind = "linear" }', '{ kind = "linear", name = "softmax regression" }')
+    named = load_study(study_file(TINY + f"\n[scientific]\nmodel = {inline}\n"))
+    assert [a.name for a in named.arms()] == ["softmax regression", "mlp [100]", "mlp [300]"]
+    assert [a.label for a in named.arms()] == labels  # the name is no RunSpec key
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])

@@ -61,6 +61,19 @@ def interval(low: float, high: float, metric: str, *, as_diff: bool = False) -> 
     return f"[{fmt(low, metric)}, {fmt(high, metric)}]"
 
 
+def duration(seconds: float) -> str:
+    """``8.4 s``, ``3 min 05 s``, ``2 h 14 min``: every duration the CLI and the report print."""
+    if not _finite(seconds):
+        return NA
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def prob(p: float) -> str:
     """A probability to 2 decimals."""
     return f"{p:.2f}" if _finite(p) else NA

@@ -19,7 +19,6 @@ phase ``slice``), ``slice_summary`` holds its per-arm intervals for the isolatio
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import pandas as pd
 from nnstudy import analysis
 from nnstudy.analysis.stats import N_BOOT
 from nnstudy.errors import NnstudyError
+from nnstudy.study.results import study_times
 
 __all__ = ["ArmAxis", "Content", "Predictions", "gather", "study_context"]
 
@@ -166,17 +166,18 @@ def arm_axis(spec: Any) -> ArmAxis:
     arms = spec.arms()
     keys = list(spec.axes())
     if len(keys) != 1:
-        return ArmAxis("arm", {a.label: float(i) for i, a in enumerate(arms)}, {a.label: a.label for a in arms},
+        return ArmAxis("arm", {a.name: float(i) for i, a in enumerate(arms)}, {a.name: a.name for a in arms},
                        numeric=False, log=False)
     key = keys[0]
     values = [a.values[key] for a in arms]
-    ticks = {a.label: render_value(v) for a, v in zip(arms, values, strict=True)}
+    named = spec.labels is not None or any(isinstance(v, dict) for v in values)
+    ticks = {a.name: a.name if named else render_value(a.values[key]) for a in arms}
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     if not numeric:
-        return ArmAxis(key, {a.label: float(i) for i, a in enumerate(arms)}, ticks, numeric=False, log=False)
+        return ArmAxis(key, {a.name: float(i) for i, a in enumerate(arms)}, ticks, numeric=False, log=False)
     lo, hi = min(values), max(values)
     log = lo > 0 and hi >= 10 * lo
-    return ArmAxis(key, {a.label: float(v) for a, v in zip(arms, values, strict=True)}, ticks, numeric=True, log=log)
+    return ArmAxis(key, {a.name: float(v) for a, v in zip(arms, values, strict=True)}, ticks, numeric=True, log=log)
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -299,25 +300,6 @@ def _environment(records: list[Any], versions: Mapping[str, Any]) -> dict[str, l
     return dict(sorted(seen.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
-def _compute(results: pd.DataFrame, records: list[Any]) -> dict[str, float]:
-    """Seconds of compute (sum of run wall times) per phase and in all, and the wall-clock span from
-    the first run's start to the last run's end (pauses between sittings included)."""
-    out: dict[str, float] = {"runs": float(len(results))}
-    seconds = pd.to_numeric(results["seconds"], errors="coerce")
-    out["total"] = float(seconds.sum())
-    for phase in pd.unique(results["phase"]):
-        out[f"phase:{phase}"] = float(seconds[results["phase"] == phase].sum())
-    spans = []
-    for rec in records:
-        try:
-            end = dt.datetime.fromisoformat(rec.finished_at)
-        except (TypeError, ValueError):
-            continue
-        spans.append((end - dt.timedelta(seconds=float(rec.seconds or 0.0)), end))
-    out["wall"] = (max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds() if spans else math.nan
-    return out
-
-
 # ------------------------------------------------------------------------------------------- gather
 
 
@@ -338,7 +320,7 @@ def gather(study: Any, *, data_dir: str | None = None, gallery: bool = True, n_b
     checks = analysis.run_checks(results, curves, ctx, n_boot=n_boot)
     found = analysis.findings(results, curves, ctx, checks=checks, n_boot=n_boot)
     ranked = analysis.rank_arms(results, metric, ctx.better)
-    arms = [a.label for a in spec.arms()]
+    arms = [a.name for a in spec.arms()]
     summary = analysis.arm_summary(results) if len(results) else pd.DataFrame()
     pairs = analysis.pairwise(results, metric, ctx.better, n_boot=n_boot) if len(results) else pd.DataFrame()
     matrix = analysis.prob_better_matrix(results, metric, ctx.better, n_boot=n_boot) if len(results) else None
@@ -391,7 +373,7 @@ def gather(study: Any, *, data_dir: str | None = None, gallery: bool = True, n_b
         train_eval=train_eval,
         predictions=predictions,
         environment=_environment(records_list, attrs.get("nnstudy:versions") or {}),
-        compute=_compute(results, records_list),
+        compute=study_times(results, records_list),
         unplanned=len(set(records) - set(results["run"])),
         notes=notes,
     )

@@ -76,19 +76,6 @@ def _missing(x: Any) -> bool:
     return math.isnan(_num(x))
 
 
-def duration(seconds: float) -> str:
-    """``8.4 s``, ``3 min 05 s``, ``2 h 14 min``."""
-    if not math.isfinite(seconds):
-        return fmt.NA
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, sec = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
 def _mean_cell(row: pd.Series, metric: str) -> Cell:
     """``83.25% [81.05%, 85.45%]``, sorted by the mean."""
     mean, low, high = row.get(f"{metric}_mean"), row.get(f"{metric}_low"), row.get(f"{metric}_high")
@@ -203,8 +190,8 @@ def view(c: Content, figures: list[Figure]) -> dict[str, Any]:
     statuses = c.results["status"].value_counts().to_dict() if len(c.results) else {}
     runs = ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none yet"
     direction = "higher is better" if ctx.better == "max" else "lower is better"
-    phases = [f"{k.split(':', 1)[1]} {duration(v)}" for k, v in c.compute.items() if k.startswith("phase:")]
-    compute = f"{duration(c.compute['total'])} over {int(c.compute['runs'])} runs"
+    phases = [f"{k.split(':', 1)[1]} {fmt.duration(v)}" for k, v in c.compute.items() if k.startswith("phase:")]
+    compute = f"{fmt.duration(c.compute['compute'])} over {int(c.compute['runs'])} runs"
     drawn = {f.name for f in figures}
     if phases:
         compute += f" ({', '.join(phases)})"
@@ -235,7 +222,7 @@ def view(c: Content, figures: list[Figure]) -> dict[str, Any]:
                        "note": c.run_spec_notes.get(a, "")} for a, s in c.run_specs.items()],
         "environment": [(k, ", ".join(v)) for k, v in c.environment.items()],
         "compute": compute,
-        "wall": duration(c.compute["wall"]),
+        "wall": fmt.duration(c.compute["wall"]),
     }
 
 

@@ -2,7 +2,8 @@
 
 ::
 
-    DIR/spec.toml        the RunSpec (``nnstudy train --config DIR/spec.toml`` reruns it)
+    DIR/spec.toml        the RunSpec, with the threads it ran on (``nnstudy train --config DIR/spec.toml``
+                         reruns it exactly)
     DIR/metrics.csv      one row per epoch
     DIR/summary.json     final metrics under their names, status, flags, cost, environment
     DIR/curves.png       learning curves
@@ -31,7 +32,11 @@ def write_run_folder(result: RunResult, data: Any, out: str | Path) -> Path:
     """Write every artifact of ``result`` into ``out`` (created; existing files replaced)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spec.toml").write_text(result.spec.to_toml())
+    spec = result.spec
+    if spec.threads is None and result.environment.get("threads"):
+        # the threads it ran on, so that the stored spec reruns it the same on a machine of other cores
+        spec = spec.model_copy(update={"threads": result.environment["threads"]})
+    (out / "spec.toml").write_text(spec.to_toml())
     result.curves.to_csv(out / "metrics.csv", index=False)
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     result.plot(path=out / "curves.png")

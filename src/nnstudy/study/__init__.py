@@ -12,7 +12,7 @@ the schema the analysis and report build on; keep it stable):
 
 =================  ======================================================================
 run                the RunSpec identity (16 hex digits): the run's name everywhere
-arm                the arm label, e.g. ``batch_size=32`` or ``model.activation=tanh, optimizer.lr=0.1``
+arm                the arm's name, e.g. ``batch_size=32``, ``mlp [100]`` or the study file's own (``Arm``)
 phase              ``tune`` (chooses nuisance values; never tested), ``final`` (seeds 0..n-1, tested) or
                    ``slice`` (tuned studies: seeds 0..n-1 at the base nuisance values, untuned, not tested)
 trial              the run's number within its (arm, phase): tuning trial, or final seed index
@@ -24,9 +24,12 @@ train_loss ...     ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accur
                    ``test_accuracy``: final metrics (accuracy as a fraction); NaN where absent: test
                    metrics exist only for complete final runs
 epochs_run         epochs trained (fewer than asked: diverged, pruned or early-stopped)
-best_epoch         the epoch whose weights the run ended with
+best_epoch         the epoch whose weights the run kept (the last, unless early stopping restored one)
+best_val_epoch     the epoch with the highest validation accuracy (None without validation)
 early_stopped      bool
-train_seconds      time in optimizer steps; ``seconds``: wall time of the run (machine-dependent)
+train_seconds      time in optimizer steps; ``seconds``: the run's wall time (its whole training call;
+                   machine-dependent). A study's compute time is the sum of ``seconds``, its wall
+                   time the span from the first run's start to the last run's end (``Study.times``)
 params             parameter count
 error              failed runs: ``ExceptionType: message``; else None
 =================  ======================================================================
@@ -46,7 +49,14 @@ import pandas as pd
 from nnstudy.errors import SpecError, StoreError
 from nnstudy.study.design import ArmPlan, plan_arms
 from nnstudy.study.file import StudySpec, load_study
-from nnstudy.study.results import arm_summary, curves_frame, planned_records, results_frame, status_frame
+from nnstudy.study.results import (
+    arm_summary,
+    curves_frame,
+    planned_records,
+    results_frame,
+    status_frame,
+    study_times,
+)
 from nnstudy.study.runner import RunSummary, run_study
 from nnstudy.study.store import STORE_FILE, Record, Store, default_url
 
@@ -105,30 +115,42 @@ class Study:
         return {"done": done, "total": total, "rate": rate, "eta_minutes": eta, "window_minutes": window_minutes}
 
     def summary(self) -> pd.DataFrame:
-        """Per arm: the metric and test accuracy over the final seeds (mean ± std), chosen values."""
+        """Per arm: the metric and test accuracy over the final seeds (mean and 95% interval, as the
+        report writes them), chosen values."""
         plans, rows = self._read()
         return arm_summary(self.spec, plans, results_frame(self.spec, rows))
+
+    def times(self) -> dict[str, float]:
+        """``compute`` (sum of the runs' wall times) and ``wall`` (first run's start to last run's
+        end) in seconds, as the report gives them (``nnstudy.study.results.study_times``)."""
+        return study_times(self.results(), self.store.records(self.spec.name))
 
     def best_model(self, arm: str | int):
         """The weights of ``arm``'s best complete final run (by the study metric, on validation;
         ties: the lowest seed) in a model built by ``nnstudy.models.build_model``, in eval mode.
 
-        ``arm``: its label or its index (scientific order). Raises SpecError for an unknown arm,
-        StoreError when the arm has no complete final run with weights yet.
+        ``arm``: its name as the tables show it (``"mlp [100]"``), its index (scientific order, from
+        0), or its full label (``"model={kind=mlp, hidden=[100]}"``). Raises SpecError for an unknown
+        arm, StoreError when the arm has no complete final run with weights yet.
         """
         import torch
 
         from nnstudy.models import build_model
         from nnstudy.spec import RunSpec
 
-        labels = [a.label for a in self.spec.arms()]
-        label = labels[arm] if isinstance(arm, int) and 0 <= arm < len(labels) else arm
-        if label not in labels:
-            raise SpecError(f"{self.folder}: no arm {arm!r}; arms: {'; '.join(labels)}")
+        arms = self.spec.arms()
+        if isinstance(arm, int) and not isinstance(arm, bool):
+            found = arms[arm] if 0 <= arm < len(arms) else None
+        else:
+            found = next((a for a in arms if arm in (a.name, a.label)), None)
+        if found is None:
+            listed = "; ".join(f"{a.index}: {a.name}" for a in arms)
+            raise SpecError(f"{self.folder}: no arm {arm!r}; arms (index: name): {listed}")
+        label = found.label
         finals: list[Record] = [r for _, r in self._read()[1]
                                 if r.arm == label and r.phase == "final" and r.status == "complete" and r.weights]
         if not finals:
-            raise StoreError(f"{self.folder}: arm {label!r} has no complete final run with weights yet")
+            raise StoreError(f"{self.folder}: arm {found.name!r} has no complete final run with weights yet")
         metric, sign = self.spec.study.metric, (-1.0 if self.spec.study.maximize else 1.0)
         best = min(finals, key=lambda r: (sign * r.metrics[metric], r.seed))
         run = RunSpec.model_validate(best.spec)

@@ -62,4 +62,4 @@ class Display:
 
 def _describe(run: PlannedRun) -> str:
     what = f"trial {run.slot}" if run.phase == "tune" else f"{run.phase} seed {run.spec.seed}"
-    return f"{run.arm.label}: {what}"
+    return f"{run.arm.name}: {what}"

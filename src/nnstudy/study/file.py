@@ -278,6 +278,19 @@ class StudySpec(_Spec):
     #: ``[scientific.zip]``: keys whose i-th values go together, one axis of the product after the others.
     zipped: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     nuisance: NuisanceSpec | None = None
+    #: ``labels = [...]`` in [scientific], beside its one list: the arms' names (see ``Arm``)
+    labels: list[Annotated[str, Field(min_length=1)]] | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arm_labels(cls, raw: Any) -> Any:
+        """``labels`` is written in [scientific] (beside the list it names) but is not a scientific key."""
+        if isinstance(raw, Mapping) and "labels" in raw:
+            raise ValueError("labels: unknown key; write labels = [...] in [scientific], beside the list it names")
+        if isinstance(raw, Mapping) and isinstance(raw.get("scientific"), Mapping) and "labels" in raw["scientific"]:
+            sci = dict(raw["scientific"])
+            return {**raw, "scientific": sci, "labels": sci.pop("labels")}
+        return raw
 
     @model_validator(mode="before")
     @classmethod
@@ -300,7 +313,7 @@ class StudySpec(_Spec):
     def axes(self) -> dict[str, list[Any]]:
         """The compared keys and their values, one entry per axis of the product: a zip is its first
         key (the others ride along); what the analysis and the figures lay the arms out by."""
-        out = {k: list(v) for k, v in self.scientific.items()}
+        out = {k: [without_name(x) for x in v] for k, v in self.scientific.items()}
         if self.zipped:
             first = next(iter(self.zipped))
             out[first] = list(self.zipped[first])
@@ -331,18 +344,28 @@ class StudySpec(_Spec):
 
     def arms(self) -> list[Arm]:
         """One arm per element of the product of the scientific lists, in file order; a
-        ``[scientific.zip]`` is one more axis whose i-th element sets every zipped key's i-th value."""
-        keys, axes = list(self.scientific), list(self.scientific.values())
+        ``[scientific.zip]`` is one more axis whose i-th element sets every zipped key's i-th value.
+        Each arm has its name (``Arm``)."""
+        keys: list[Any] = list(self.scientific)
+        axes = [[without_name(v) for v in vs] for vs in self.scientific.values()]
+        labels = self.labels if len(self.axes()) == 1 else None
+        names = [value_names(k, vs, labels) for k, vs in self.scientific.items()]
         if self.zipped:
             keys.append(tuple(self.zipped))
             axes.append(list(zip(*self.zipped.values(), strict=True)))
-        combos = itertools.product(*axes) if keys else [()]
+            parts = list(zip(*(value_names(k, vs) for k, vs in self.zipped.items()), strict=True))
+            names.append(labels if labels is not None and not self.scientific else [", ".join(p) for p in parts])
+        combos = itertools.product(*(range(len(axis)) for axis in axes)) if keys else [()]
         arms = []
-        for i, values in enumerate(combos):
+        for i, idx in enumerate(combos):
             chosen: dict[str, Any] = {}
-            for key, value in zip(keys, values, strict=True):
+            for key, axis, j in zip(keys, axes, idx, strict=True):
+                value = axis[j]
                 chosen.update(zip(key, value, strict=True) if isinstance(key, tuple) else [(key, value)])
-            arms.append(Arm(i, chosen))
+            arms.append(Arm(i, chosen, [n[j] for n, j in zip(names, idx, strict=True)]))
+        if len({a.name for a in arms}) < len(arms):  # names that do not tell arms apart: the labels do
+            for a in arms:
+                a.name = a.label
         return arms
 
     @property
@@ -369,15 +392,52 @@ class StudySpec(_Spec):
 
 
 class Arm:
-    """One combination of scientific values. ``label`` (``batch_size=32`` or
-    ``model.activation=tanh, optimizer.lr=0.1``) is stable and names the arm everywhere."""
+    """One combination of scientific values.
 
-    def __init__(self, index: int, values: dict[str, Any]):
+    ``name`` is what every table, figure and sentence calls it: the study file's (``labels = [...]``
+    beside a single scientific list, or ``name = "..."`` inside a value's table), else a short name
+    made of what differs between the arms: ``batch_size=32``, ``linear`` and ``mlp [100]`` for
+    ``model = [{kind = "linear"}, {kind = "mlp", hidden = [100]}]``; several keys joined by ", ".
+    ``label`` (``batch_size=32``, ``model={kind=mlp, hidden=[100]}``) is the arm's stable key in the
+    store and in its sampler's seed: renaming an arm changes no run.
+    """
+
+    def __init__(self, index: int, values: dict[str, Any], parts: Sequence[str] | None = None):
+        """``parts``: the name's part per axis of the product (default: the label's)."""
         self.index, self.values = index, values
         self.label = ", ".join(f"{k}={render_value(v)}" for k, v in values.items()) or "base"
+        self.name = ", ".join(parts) if parts else self.label
 
     def __repr__(self) -> str:
-        return f"Arm({self.index}, {self.label!r})"
+        return f"Arm({self.index}, {self.name!r})"
+
+
+def without_name(v: Any) -> Any:
+    """A scientific value without its ``name`` (which names the arm and is no RunSpec key)."""
+    return {k: x for k, x in v.items() if k != "name"} if isinstance(v, Mapping) else v
+
+
+def value_names(key: str, values: Sequence[Any], labels: Sequence[str] | None = None) -> list[str]:
+    """Each value's part of its arm's name: ``labels`` when given, else a table's own ``name``, else
+    what differs between the key's values: a table's entries that differ (``mlp [100]``; ``kind``
+    first), a plain value as ``key=value``."""
+    if labels is not None:
+        return list(labels)
+    tables = [without_name(v) for v in values if isinstance(v, Mapping)]
+    differ = [k for k in dict.fromkeys(k for t in tables for k in t)
+              if len({render_value(t.get(k)) if k in t else None for t in tables}) > 1]
+    differ.sort(key=lambda k: k != "kind")
+    out = []
+    for v in values:
+        if isinstance(v, Mapping) and isinstance(v.get("name"), str):
+            out.append(v["name"])
+        elif isinstance(v, Mapping):
+            t = without_name(v)
+            parts = [render_value(t[k]) for k in differ if k in t] or [render_value(t.get("kind", t))]
+            out.append(" ".join(parts))
+        else:
+            out.append(f"{key}={render_value(v)}")
+    return out
 
 
 def render_value(v: Any) -> str:
@@ -505,6 +565,7 @@ def _check(spec: StudySpec, source: str) -> None:
         if k in spec.scientific:
             raise SpecError(f"{source}: scientific.zip.{_quote(k)}: also a key of [scientific]; "
                             "a key is one or the other")
+    _check_names(spec, source)
     sci, nui = spec.scientific_keys(), list(spec.nuisance.params) if spec.nuisance else []
     for a, b in itertools.product(sci, nui):
         if a == b or a.startswith(b + ".") or b.startswith(a + "."):
@@ -561,6 +622,30 @@ def _check_size(spec: StudySpec, source: str) -> None:
         raise SpecError(f"{source}: {key}: the design would have {total:,} runs ({arms:,} arms × ({trials:,} "
                         f"tuning + {finals:,} seeded{slice_})); at most {MAX_RUNS:,}: the whole design is planned "
                         "in memory before a run trains, and every run is a row in the store")
+
+
+def _check_names(spec: StudySpec, source: str) -> None:
+    """``labels``: beside exactly one scientific list, one distinct name per value; a value's
+    ``name``: text, distinct within its list."""
+    if spec.labels is not None:
+        axes = spec.axes()  # a [scientific.zip] is one axis
+        if len(axes) != 1:
+            raise SpecError(f"{source}: scientific.labels: names the values of one scientific list, and there "
+                            f"are {len(axes)}; name values with {{ name = \"...\" }} in a value's table")
+        key, values = next(iter(axes.items()))
+        if len(spec.labels) != len(values):
+            raise SpecError(f"{source}: scientific.labels: {len(spec.labels)} names for the {len(values)} values of "
+                            f"scientific.{_quote(key)}; give one name per value")
+    lists = [("labels", spec.labels)] if spec.labels is not None else []
+    for key, values in spec.scientific.items():
+        names = [v["name"] for v in values if isinstance(v, Mapping) and "name" in v]
+        if any(not isinstance(n, str) or not n for n in names):
+            raise SpecError(f"{source}: scientific.{_quote(key)}: name must be text, e.g. name = \"wide\"")
+        lists.append((_quote(key), names))
+    for key, names in lists:
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise SpecError(f"{source}: scientific.{key}: the name {dup!r} is given twice; each arm needs its own")
 
 
 def _check_nuisance(spec: StudySpec, n: NuisanceSpec, source: str) -> None:

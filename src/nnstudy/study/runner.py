@@ -53,7 +53,7 @@ from nnstudy.study._display import Display
 from nnstudy.study._pool import InProcess, Pool
 from nnstudy.study.design import ArmPlan, PlannedRun, intermediate_values, metric_value, optuna_params, plan_arms
 from nnstudy.study.file import StudySpec
-from nnstudy.study.results import planned_records, results_frame
+from nnstudy.study.results import planned_records, results_frame, write_csv
 from nnstudy.study.store import STORE_FILE, FolderLock, Record, Store, default_url, without_password
 
 __all__ = ["RunSummary", "default_workers", "run_study"]
@@ -382,7 +382,7 @@ class _Runner:
         """``results.csv``: one row per stored run, in design order (atomically: workers may share a folder)."""
         frame = results_frame(self.spec, planned_records(self.plans, self.by_id))
         tmp = self.folder / f".results.{os.getpid()}.tmp"
-        frame.to_csv(tmp, index=False)
+        write_csv(frame, tmp)
         os.replace(tmp, self.folder / "results.csv")
 
 

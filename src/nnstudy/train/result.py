@@ -41,9 +41,12 @@ class RunResult:
             early stopping restored its weights; ``test_*`` present only when ``spec.test``.
         status: "complete", or "diverged" when the loss became NaN/inf or exceeded ``spec.max_loss``.
         early_stopped: training ended before ``spec.epochs`` because the monitored metric stalled.
-        best_epoch: the epoch whose weights the model holds at the end (1-based).
+        best_epoch: the epoch whose weights the model holds at the end (1-based): the last, unless
+            early stopping restored an earlier one. ``summary()["best_val_epoch"]`` is the epoch
+            with the highest validation accuracy, which may be another.
         params, train_flops: parameter count; training FLOPs of the whole run (3 × forward per sample).
-        train_seconds, seconds: time in optimizer steps; wall time of the whole call.
+        train_seconds, seconds: time in optimizer steps (throughput and MFU are over it); wall time
+            of the whole call (``seconds`` is what a study sums into its compute time).
         confusion: ``{"val": (C, C) int array, "test": ...}``, rows true class, columns predicted.
         val_pred: predicted class of every validation image (int64, aligned with the split's order).
         test_pred: same for the test set, when ``spec.test``.
@@ -91,6 +94,7 @@ class RunResult:
             "epochs_run": len(self.history),
             "early_stopped": self.early_stopped,
             "best_epoch": self.best_epoch,
+            "best_val_epoch": best_val_epoch(self.history),
         }
         out.update({k: _clean(v) for k, v in self.metrics.items()})
         out.update(
@@ -116,6 +120,17 @@ class RunResult:
     def __repr__(self) -> str:
         m = ", ".join(f"{k}={v:.4f}" for k, v in self.metrics.items() if isinstance(v, float))
         return f"RunResult({self.spec.identity()}, {self.status}, epochs={len(self.history)}, {m})"
+
+
+def best_val_epoch(history: list[dict[str, float]]) -> int | None:
+    """The epoch (1-based) with the highest validation accuracy, the first of equals; None without a
+    validation split."""
+    scores = [(h["val_accuracy"], int(h["epoch"])) for h in history
+              if isinstance(h.get("val_accuracy"), float) and math.isfinite(h["val_accuracy"])]
+    if not scores:
+        return None
+    top = max(a for a, _ in scores)
+    return next(e for a, e in scores if a == top)
 
 
 def _clean(v: Any) -> Any:
