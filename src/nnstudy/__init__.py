@@ -58,15 +58,18 @@ def train(spec=None, data=None, *, data_dir=None, callback=None, quiet=False, en
     ``spec`` is a RunSpec, a dict of RunSpec fields, or a TOML file; ``options`` are the short
     names of ``nnstudy.flags.SHORTCUTS`` (the CLI's flags): ``nnstudy.train(model="mlp", hidden=[300],
     optimizer="adam", lr=1e-3, epochs=10, test=True)``. ``data`` is a ``nnstudy.data.Splits``
-    to reuse across runs. A progress bar shows the steps and each epoch's numbers (in a terminal and
-    in Jupyter); ``quiet=True`` turns it off. ``engine`` is "auto", "stacked" (linear models and
+    to reuse across runs. A progress bar over the run's steps and a line per epoch show while it
+    trains, in a terminal and in Jupyter (``nnstudy.progress``); ``quiet=True`` shows nothing.
+    ``callback(event, info)`` is called too. ``engine`` is "auto", "stacked" (linear models and
     MLPs) or "modules" (any model; docs/trainer.md). Raises SpecError or DataError on bad input.
     """
+    from nnstudy.progress import TrainProgress
     from nnstudy.spec import make_run_spec
     from nnstudy.train.loop import train as _train
 
     run = make_run_spec(spec, options, source="nnstudy.train")
-    return _train(run, data, data_dir=data_dir, callback=callback, engine=engine)
+    with TrainProgress(run, quiet=quiet) as progress:
+        return _train(run, data, data_dir=data_dir, callback=progress.chain(callback), engine=engine)
 
 
 _train_function = train

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-import typer.core
 from rich.console import Console
 from rich.table import Table
 
+from nnstudy._cli import App, Group, flag_help, frame_table, print_table, results_table, write_report
 from nnstudy.errors import NnstudyError
 from nnstudy.flags import SHORTCUTS
 from nnstudy.spec import RunSpec, make_run_spec, parse_override
@@ -30,54 +30,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class _Help:
-    """Help text as a user reads it: a switch shows no ``<bool>`` type, and a command's usage line
-    names its arguments the usual way (``nnstudy run [OPTIONS] STUDY``, not ``{study}``)."""
-
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        for p in params:
-            if getattr(p, "is_flag", False):
-                p.display_type_rich = lambda ctx: None
-        return params
-
-    def collect_usage_pieces(self, ctx) -> list[str]:
-        pieces = [self.options_metavar] if self.options_metavar else []
-        for p in self.get_params(ctx):
-            if isinstance(p, typer.core.TyperArgument):
-                name = (p.metavar or p.name or "").upper() + ("..." if p.nargs != 1 else "")
-                pieces.append(name if p.required else f"[{name}]")
-            else:
-                pieces.extend(p.get_usage_pieces(ctx))
-        return pieces
-
-
-class _Command(_Help, typer.core.TyperCommand):
-    pass
-
-
-class _Group(_Help, typer.core.TyperGroup):
-    def collect_usage_pieces(self, ctx) -> list[str]:
-        return [*([self.options_metavar] if self.options_metavar else []), "COMMAND [ARGS]..."]
-
-
-class _App(typer.Typer):
-    """typer.Typer whose commands use ``_Command``."""
-
-    def command(self, *args, cls=None, **kwargs):
-        return super().command(*args, cls=cls or _Command, **kwargs)
-
-
-app = _App(
+app = App(
     name="nnstudy",
-    cls=_Group,
+    cls=Group,
     help="Neural-network studies on MNIST-family data: train runs, run studies, read their reports.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-data_app = _App(cls=_Group, help="Datasets: fetch them, see where they are.", no_args_is_help=True)
+data_app = App(cls=Group, help="Datasets: fetch them, see where they are.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -95,6 +57,7 @@ def _root(
                                  help="print nnstudy's version and exit"),
 ) -> None:
     """Options of ``nnstudy`` itself (the group's help text is the app's)."""
+
 
 #: Shortcuts that are switches (``--test`` / ``--no-test``) rather than values.
 SWITCHES = {"batchnorm", "nesterov", "test", "test_curve", "save_weights", "save_predictions"}
@@ -122,7 +85,9 @@ def with_shortcuts(names: list[str]):
             key, help_text = SHORTCUTS[name]
             flag = "--" + name.replace("_", "-")
             decls = [f"{flag}/--no-{flag[2:]}"] if name in SWITCHES else [flag]
-            option = typer.Option(None, *decls, help=f"{help_text} [{key}]", rich_help_panel="Run")
+            metavar, text = flag_help(key, help_text)
+            option = typer.Option(None, *decls, help=text, rich_help_panel="Run",
+                                  **({} if name in SWITCHES else {"metavar": metavar}))
             annotation = Optional[bool] if name in SWITCHES else Optional[str]  # noqa: UP045 (typer reads it)
             extra.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                            annotation=annotation))
@@ -164,6 +129,7 @@ def train_command(
     from nnstudy._paths import check_folder
     from nnstudy.data import load
     from nnstudy.errors import path_errors
+    from nnstudy.progress import TrainProgress
     from nnstudy.report.run import write_run_folder
     from nnstudy.train import train
 
@@ -171,73 +137,14 @@ def train_command(
     out = out or Path("runs") / "train" / spec.identity()
     check_folder(out, "--out")  # a file there, or no permission: said now, not after training
     data = load(spec.data, data_dir=str(data_dir) if data_dir else None)  # fails before anything is written
-    with _TrainProgress(spec, quiet) as progress:
-        result = train(spec, data, callback=progress.callback)
+    with TrainProgress(spec, quiet=quiet, console=console) as progress:
+        result = train(spec, data, callback=progress.chain())
     with path_errors(out):
         write_run_folder(result, data, out)
-    console.print(_results_table(result))
+    console.print(results_table(result))
     if result.diverged:
         console.print(f"[bold red]diverged[/] at epoch {len(result.history)} (loss above {spec.max_loss:g} or NaN)")
     console.print(f"run folder: {out}")
-
-
-class _TrainProgress:
-    """A rich progress bar over all steps of a run (ETA), and one line per finished epoch."""
-
-    def __init__(self, spec: RunSpec, quiet: bool):
-        self.spec, self.quiet = spec, quiet
-        self.progress = None
-        self.task = None
-
-    def __enter__(self):
-        if not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("steps"), TimeRemainingColumn(), console=console, transient=True,
-            )
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
-
-    def callback(self, event: str, info: dict[str, Any]) -> None:
-        if self.progress is None:
-            return
-        epochs = self.spec.epochs
-        if event == "step":
-            if self.task is None:
-                self.task = self.progress.add_task("training", total=info["steps"] * epochs)
-            done = (info["epoch"] - 1) * info["steps"] + info["step"]
-            self.progress.update(self.task, completed=done, description=f"epoch {info['epoch']}/{epochs}")
-        else:
-            r = info
-            val = "" if r["val_loss"] != r["val_loss"] else (
-                f"  val {r['val_loss']:.4f} {100 * r['val_accuracy']:.2f}%")
-            self.progress.console.print(
-                f"epoch {r['epoch']}/{epochs}  train {r['train_loss']:.4f} {100 * r['train_accuracy']:.2f}%"
-                f"{val}  lr {r['lr']:.3g}  {r['seconds']:.1f}s", soft_wrap=True, highlight=False,
-            )
-
-
-def _results_table(result) -> Table:
-    from nnstudy.analysis.formatting import duration
-
-    table = Table(title=f"run {result.spec.identity()} ({result.status})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in result.metrics.items():
-        shown = f"{100 * v:.2f}%" if k.endswith("accuracy") else f"{v:.4f}"
-        table.add_row(k, shown)
-    table.add_row("epochs", f"{len(result.history)}" + (" (early stop)" if result.early_stopped else ""))
-    table.add_row("parameters", f"{result.params:,}")
-    table.add_row("wall time", duration(result.seconds))
-    table.add_row("step time", f"{duration(result.train_seconds)} (in optimizer steps)")
-    table.add_row("throughput", f"{result.achieved_flops_per_second() / 1e9:.1f} GFLOP/s")
-    return table
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -361,17 +268,14 @@ def _run_one(spec: Any, folder: Path, workers: int | None, storage: str | None, 
     from nnstudy.analysis.formatting import duration
 
     handle = Study(spec, summary.folder, storage)
-    _print_table(_frame_table(handle.summary(), f"{spec.name}: {spec.study.question}".rstrip(": ")))
+    print_table(console, frame_table(handle.summary(), f"{spec.name}: {spec.study.question}".rstrip(": ")))
     times = handle.times()  # the report's definitions: compute = sum of the runs' wall times
     line = (f"{summary.done} of {summary.total} runs stored in {summary.folder} "
             f"({summary.trained} trained now, {summary.failed} failed); compute {duration(times['compute'])} "
             f"(sum of the runs' wall times), wall time {duration(times['wall'])} (first run's start to last run's end)")
     console.print(line, highlight=False, soft_wrap=True)
     if report:
-        from nnstudy.report import StudyReport
-
-        written = StudyReport(handle, data_dir=data_dir)
-        path = written.write(force=force)
+        written, path = write_report(err_console, handle, None, data_dir=data_dir, force=force, quiet=quiet)
         for note in written.write_notes:
             console.print(note, markup=False, highlight=False, soft_wrap=True)
         console.print(f"report: {path}", highlight=False, soft_wrap=True)
@@ -422,11 +326,11 @@ def study_status(
     from nnstudy.study import open_study
 
     handle = open_study(study, storage, name)
-    _print_table(_frame_table(handle.status(), f"{handle.spec.name} ({handle.store.where})"))
+    print_table(console, frame_table(handle.status(), f"{handle.spec.name} ({handle.store.where})"))
     workers = handle.workers()
     if len(workers):
         alive = int(workers["alive"].sum())
-        _print_table(_frame_table(workers, f"workers: {alive} alive of {len(workers)} registered"))
+        print_table(console, frame_table(workers, f"workers: {alive} alive of {len(workers)} registered"))
     p = handle.progress()
     line = f"{p['done']} of {p['total']} runs stored"
     if p["rate"] is not None and p["done"] < p["total"]:
@@ -439,16 +343,17 @@ def study_status(
 def study_results(
     study: Path = typer.Argument(..., help="a study folder, or its study file"),
     fmt: str = typer.Option("table", "--format", help="table or csv"),
-    phase: str = typer.Option("all", "--phase", help="final, tune or all"),
+    phase: str = typer.Option("all", "--phase", help="final, tune, slice (untuned, at the base values) or all"),
     storage: Optional[str] = typer.Option(None, "--storage", help=STORAGE_HELP),  # noqa: UP045
 ):
     """One row per run: its status, hyperparameters and final metrics (csv: every column)."""
     from nnstudy.errors import SpecError
     from nnstudy.study import open_study
 
-    if fmt not in ("table", "csv") or phase not in ("final", "tune", "all"):
+    phases = ("final", "tune", "slice", "all")  # the phases results() has, and all of them
+    if fmt not in ("table", "csv") or phase not in phases:
         bad = f"--format {fmt!r}: allowed: table, csv" if fmt not in ("table", "csv") else (
-            f"--phase {phase!r}: allowed: final, tune, all")
+            f"--phase {phase!r}: allowed: {', '.join(phases)}")
         raise SpecError(bad)
     frame = open_study(study, storage).results()
     if phase != "all":
@@ -458,30 +363,8 @@ def study_results(
 
         write_csv(frame, sys.stdout)
         return
-    hidden = ["best_epoch", "early_stopped", "train_seconds", "seconds", "params"]
-    _print_table(_frame_table(frame.drop(columns=hidden), f"{len(frame)} runs"))
-
-
-def _print_table(table: Table) -> None:
-    """On a terminal, its width; in a pipe or a file, wide enough not to cut columns."""
-    (console if console.is_terminal else Console(width=240)).print(table)
-
-
-def _frame_table(frame, title: str) -> Table:
-    """A DataFrame as a rich table: accuracies in %, other floats to 4 significant digits."""
-    import math
-
-    table = Table(title=title, title_justify="left")
-    for c in frame.columns:
-        table.add_column(str(c), justify="right" if frame[c].dtype.kind in "iuf" else "left")
-    for row in frame.itertuples(index=False):
-        cells = []
-        for c, v in zip(frame.columns, row, strict=True):
-            if isinstance(v, float):
-                v = "" if math.isnan(v) else f"{100 * v:.2f}%" if str(c).endswith("accuracy") else f"{v:.4g}"
-            cells.append("" if v is None else str(v))
-        table.add_row(*cells)
-    return table
+    hidden = ["best_epoch", "best_val_epoch", "early_stopped", "train_seconds", "seconds", "params"]
+    print_table(console, frame_table(frame.drop(columns=hidden), f"{len(frame)} runs"))
 
 
 # ---------------------------------------------------------------------------------------- budgets
@@ -546,7 +429,7 @@ def budget_command(
         widths = str(row.widths[0]) if shape == "uniform" else ", ".join(map(str, row.widths))
         cells = [str(row.depth), widths, f"{row.params:,}", f"{100 * row.error:+.2f}%"]
         table.add_row(*cells, *([row.note] if notes else []))
-    _print_table(table)
+    print_table(console, table)
     console.print(f"depths 1 .. {span.k_max:,} fit P; {span.note}", highlight=False, soft_wrap=True)
 
 
@@ -570,7 +453,7 @@ def report_command(
     Prints the findings. Example: nnstudy report runs/batch-size; nnstudy report --all runs
     """
     from nnstudy.errors import SpecError
-    from nnstudy.report import StudyReport, check_report_folder
+    from nnstudy.report import check_report_folder
     from nnstudy.study import open_study
 
     if (study is None) == (all_in is None):
@@ -589,8 +472,7 @@ def report_command(
 
     handle = open_study(study, storage)
     check_report_folder(out if out is not None else handle.folder, force=force)  # before the work of computing it
-    report = StudyReport(handle, data_dir=data_dir)
-    path = report.write(out, force=force)
+    report, path = write_report(err_console, handle, out, data_dir=data_dir, force=force)
     for f in report.findings:
         console.print(f"{f.rank}. {f.sentence}", markup=False, highlight=False, soft_wrap=True)
     for note in report.write_notes:

@@ -11,11 +11,13 @@ Every model is a pydantic model with ``extra="forbid"``: an unknown key is an er
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import math
 import sys
-from collections.abc import Mapping
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -211,11 +213,25 @@ ModelSpec = Annotated[LinearSpec | MLPSpec | CNNSpec | VGG11Spec, Field(discrimi
 # ------------------------------------------------------------------------------------ optimization
 
 
+#: Each optimizer's learning rate where a spec gives none: torch's own defaults (SGD has none in torch:
+#: 0.01). Adam at SGD's 0.01 is ten times its usual rate, so one default for all would mislead.
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.01, "adadelta": 1.0}
+
+
 class OptimSpec(_Spec):
-    """Optimizer and its hyperparameters; ``weight_decay`` is L2 (decoupled for adamw)."""
+    """Optimizer and its hyperparameters; ``weight_decay`` is L2 (decoupled for adamw). Without
+    ``lr``, the optimizer's own default (``DEFAULT_LR``)."""
 
     name: Literal["sgd", "adam", "adamw", "rmsprop", "adadelta"] = "sgd"
-    lr: FiniteFloat = Field(0.01, gt=0.0)
+    lr: FiniteFloat = Field(0.01, gt=0.0, description="learning rate (default: DEFAULT_LR of the optimizer)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_lr(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping) and "lr" not in raw and raw.get("name") in DEFAULT_LR:
+            return {**raw, "lr": DEFAULT_LR[raw["name"]]}
+        return raw
+
     momentum: FiniteFloat = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
     weight_decay: FiniteFloat = Field(0.0, ge=0.0)
@@ -405,7 +421,8 @@ def make_run_spec(
         if value is None:
             continue
         if name not in SHORTCUTS:
-            raise SpecError(f"{source or 'arguments'}: unknown option {name!r}; allowed: {', '.join(SHORTCUTS)}")
+            hint = did_you_mean(name, SHORTCUTS) or f"; allowed: {', '.join(SHORTCUTS)}"
+            raise SpecError(f"{source or 'arguments'}: unknown option {name!r}{hint}")
         dotted[SHORTCUTS[name][0]] = value
     if "model.kind" in dotted and isinstance(raw.get("model"), dict):
         if raw["model"].get("kind") != dotted["model.kind"]:
@@ -451,6 +468,41 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
+def did_you_mean(word: str, candidates: Any, prefix: str = "") -> str:
+    """``"; did you mean optimizer.lr?"`` for the candidate closest to ``word`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
+
+
+def fields_at(root: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """The field names of the spec model that ``loc`` (a pydantic error path, without its last part)
+    points into: ``("optimizer",)`` → OptimSpec's; a model kind tag picks that kind's fields."""
+    kinds = {"linear": LinearSpec, "mlp": MLPSpec, "cnn": CNNSpec, "vgg11": VGG11Spec}
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int) or not isinstance(model, type):
+            continue
+        if part in kinds and model is not RunSpec:
+            model = kinds[part]
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = next(iter(_models_in(field.annotation)), None)
+        if model is None:
+            return []
+        if len(_models_in(field.annotation)) > 1:  # a union of kinds: the next part is the tag
+            model = type(None)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through Optional, unions and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
 def spec_error(err: ValidationError, source: str = "") -> SpecError:
     """One line from a pydantic error: ``source: key = value: what is allowed``."""
     errors = err.errors()
@@ -458,7 +510,9 @@ def spec_error(err: ValidationError, source: str = "") -> SpecError:
     key = user_key(first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = "unknown key"
+        parent = key.rpartition(".")[0]
+        msg = "unknown key" + did_you_mean(str(first["loc"][-1]), fields_at(RunSpec, first["loc"][:-1]),
+                                           prefix=f"{parent}." if parent else "")
     elif first["type"] == "union_tag_invalid":
         msg = "unknown model kind; allowed: linear, mlp, cnn, vgg11"
         key = f"{key}.kind" if key else "model.kind"

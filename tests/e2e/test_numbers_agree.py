@@ -108,3 +108,6 @@ def test_run_files_say_what_their_numbers_are(tmp_path, mnist_dir):
     results = nnstudy("results", str(tmp_path / "runs" / "quickstart"), "--format", "csv", cwd=tmp_path,
                       data_dir=mnist_dir)
     assert pd.read_csv(io.StringIO(results.stdout))["model"].equals(csv["model"])  # the same JSON
+    sliced = nnstudy("results", str(tmp_path / "runs" / "quickstart"), "--phase", "slice", "--format", "csv",
+                     cwd=tmp_path, data_dir=mnist_dir)
+    assert list(pd.read_csv(io.StringIO(sliced.stdout))["phase"]) == ["slice"] * 4  # 2 arms × 2 seeds, untuned

@@ -99,6 +99,29 @@ def test_unknown_key_in_config_names_file_and_key(tmp_path, mnist_dir):
     assert p.returncode == 2 and "malformed TOML" in p.stderr
 
 
+def test_unknown_key_says_what_it_is_close_to(tmp_path, mnist_dir):
+    p = nnstudy("train", "--set", "optimizer.momentun=0.9", "--out", str(tmp_path / "run"), cwd=tmp_path,
+                data_dir=mnist_dir)
+    assert p.returncode == 2 and p.stderr.strip().endswith("unknown key; did you mean optimizer.momentum?"), p.stderr
+
+
+def test_nnstudy_data_naming_a_missing_folder_is_an_error_that_says_so(tmp_path, mnist_dir):
+    """Not a silent fall back to the cache (which here holds MNIST, so the old behaviour trains)."""
+    cache = tmp_path / "cache" / "mnist"
+    cache.mkdir(parents=True)
+    for f in mnist_dir.iterdir():
+        (cache / f.name).write_bytes(f.read_bytes())
+    missing = tmp_path / "no-such-folder"
+    p = subprocess.run([sys.executable, "-m", "nnstudy", "train", "--epochs", "1", "--out", str(tmp_path / "run")],
+                       cwd=tmp_path, text=True, capture_output=True,
+                       env={**os.environ, "NNSTUDY_DATA": str(missing), "NNSTUDY_CACHE": str(tmp_path / "cache"),
+                            "NNSTUDY_MIRRORS": "http://127.0.0.1:9/", "NNSTUDY_NPM": ""})
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.strip() == f"error: NNSTUDY_DATA={missing}: does not exist; set it to the folder holding " \
+                               "the dataset files, or unset it to use the cache and the mirrors"
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_missing_or_corrupt_data_is_one_line_and_exit_2(tmp_path, mnist_dir, damage):
     bad = tmp_path / "data"

@@ -38,8 +38,9 @@ QUICKSTART = Path(__file__).parents[2] / "studies" / "quickstart.toml"
 
 def table(stdout: str) -> str:
     """The results table ``nnstudy run`` prints: without the progress lines before it (one per run,
-    when not on a terminal) or the line of counts and timing after it."""
-    lines = [line for line in stdout.splitlines() if not re.match(r"\[\d+/\d+\] ", line)]
+    when not on a terminal, and a resumed study's "resuming: ..." line) or the line of counts and
+    timing after it."""
+    lines = [line for line in stdout.splitlines() if not re.match(r"\[\d+/\d+\] |resuming: ", line)]
     end = next(i for i, line in enumerate(lines) if " runs stored in " in line)
     return "\n".join(lines[:end])
 
@@ -296,4 +297,5 @@ def test_quickstart_finishes_on_real_mnist_and_a_rerun_trains_nothing(cli, tmp_p
     assert len(finals) == 2 * spec.study.seeds and (finals["test_accuracy"] > 0.85).all()
     second = cli("run", str(QUICKSTART), cwd=tmp_path)
     assert second.returncode == 0 and "0 trained now" in second.stdout
+    assert f"resuming: {n} of {n} runs already stored, 0 to train" in second.stdout
     assert table(second.stdout) == table(first.stdout)

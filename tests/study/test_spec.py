@@ -80,6 +80,18 @@ def test_bad_study_file_on_the_command_line_exits_2_and_writes_nothing(study_fil
     assert not folder.exists() and not list(tmp_path.rglob("*.db"))
 
 
+@pytest.mark.parametrize("text,line", [
+    (TINY.replace('name = "tiny"', 'name = "tiny"\nseeeds = 3'),
+     "study.seeeds = 3: unknown key; did you mean study.seeds?"),
+    (TINY + "\n[sceintific]\nbatch_size = [32]\n", "sceintific: unknown table; did you mean scientific?"),
+    (TINY + '\n[scientific]\n"optimizer.momentun" = [0.9]\n', "did you mean optimizer.momentum?"),
+])
+def test_an_unknown_key_says_which_known_key_it_is_close_to(study_file, text, line):
+    with pytest.raises(SpecError) as e:
+        load_study(study_file(text))
+    assert line in str(e.value), str(e.value)
+
+
 def test_set_overrides_any_key(study_file):
     spec = load_study(study_file(TUNED), [("base.epochs", 3), ("scientific.optimizer.momentum", [0.0, 0.9]),
                                           ("nuisance.trials", 5), ("study.seeds", 4)])

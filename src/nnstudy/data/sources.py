@@ -320,7 +320,17 @@ def _copy(path: Path, dest: Path, f: DataFile) -> Path:
 
 
 def _explicit(data_dir: str | Path | None) -> Path | None:
-    return Path(data_dir).expanduser() if data_dir else _env_path("NNSTUDY_DATA")
+    """The folder to look in first: ``data_dir``, else ``$NNSTUDY_DATA``. Raises DataError when
+    ``$NNSTUDY_DATA`` names no folder: a mistyped or stale setting in the environment must not fall
+    back silently to the cache or the network (a ``data_dir`` that does not exist is one place tried)."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    folder = _env_path("NNSTUDY_DATA")
+    if folder is not None and not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"NNSTUDY_DATA={folder}: {what}; set it to the folder holding the dataset files, "
+                        "or unset it to use the cache and the mirrors")
+    return folder
 
 
 def locate(dataset: str, data_dir: str | Path | None = None, download: bool = True) -> dict[str, Path]:

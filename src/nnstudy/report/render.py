@@ -62,6 +62,11 @@ class Figure:
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
+    @property
+    def svg_data_uri(self) -> str:
+        """The SVG inside the page, so its link works wherever the one file goes (mailed, moved)."""
+        return "data:image/svg+xml;base64," + base64.b64encode(self.svg).decode("ascii")
+
 
 def _num(x: Any) -> float:
     """``x`` as a finite float, else NaN (a missing number)."""

@@ -23,6 +23,9 @@ class Display:
         self.task: Any = None
 
     def __enter__(self) -> Display:
+        if self.done and not self.quiet:  # a resumed study says so before its first new run
+            self.console.print(f"resuming: {self.done} of {self.total} runs already stored, "
+                               f"{max(0, self.total - self.done)} to train", highlight=False, soft_wrap=True)
         if self.console.is_terminal and not self.quiet and not self.lines:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -38,6 +38,8 @@ from nnstudy.spec import (
     DataSpec,
     RunSpec,
     apply_overrides,
+    did_you_mean,
+    fields_at,
     parse_toml,
     read_text,
     spec_error,
@@ -531,7 +533,11 @@ def _study_error(err: ValidationError, source: str) -> SpecError:
     first = err.errors()[0]
     key, value, msg = _study_key(first["loc"]), first.get("input"), first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = f"unknown table; allowed: {', '.join(TABLES)}" if len(first["loc"]) == 1 else "unknown key"
+        loc, parent = first["loc"], key.rpartition(".")[0]
+        if len(loc) == 1:
+            msg = f"unknown table{did_you_mean(str(loc[0]), TABLES)}; allowed: {', '.join(TABLES)}"
+        else:
+            msg = "unknown key" + did_you_mean(str(loc[-1]), fields_at(StudySpec, loc[:-1]), f"{parent}.")
     table = first["type"] == "extra_forbidden" and len(first["loc"]) == 1
     shown = "" if first["type"] == "missing" or table or value == {} else f" = {_show(value)}"
     return SpecError(f"{source}: {key}{shown}: {msg}")
