@@ -284,7 +284,7 @@ def _run_one(spec: Any, folder: Path, workers: int | None, storage: str | None, 
         console.print(f"stopped by budget ({summary.stopped}): {hint} to continue", style="yellow", soft_wrap=True)
     stopped = f", stopped by budget ({summary.stopped})" if summary.stopped else ""
     return (f"{spec.name}: {summary.done} of {summary.total} runs stored ({summary.trained} trained now, "
-            f"{summary.failed} failed; {summary.seconds:.1f} s){stopped} in {summary.folder}")
+            f"{summary.failed} failed; compute {duration(times['compute'])}){stopped} in {summary.folder}")
 
 
 @app.command("worker")

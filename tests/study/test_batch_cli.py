@@ -45,8 +45,9 @@ def test_batch_run_then_one_index_of_every_report(tmp_path, mnist_dir):
     assert p.returncode == 0, p.stderr + p.stdout
     tail = p.stdout.strip().splitlines()[-3:]
     assert tail[0] == "2 studies:"
-    assert re.match(r"widths: 4 of 4 runs stored \(4 trained now, 0 failed; [\d.]+ s\) in runs/widths$", tail[1])
-    assert re.match(r"acts: 4 of 4 runs stored \(4 trained now, 0 failed; [\d.]+ s\) in runs/acts$", tail[2])
+    assert re.match(r"widths: 4 of 4 runs stored \(4 trained now, 0 failed; compute [\d.]+ s\) in runs/widths$",
+                    tail[1])
+    assert re.match(r"acts: 4 of 4 runs stored \(4 trained now, 0 failed; compute [\d.]+ s\) in runs/acts$", tail[2])
     assert all((tmp_path / "runs" / name / "report.html").exists() for name in ("widths", "acts"))
 
     p = nnstudy("report", "--all", "runs", cwd=tmp_path, data_dir=mnist_dir)
