@@ -4,6 +4,7 @@ benchmarks/startup.py measures the time). And ``import nnstudy`` keeps its publi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -47,9 +48,13 @@ def test_version_prints_the_package_version():
 
 
 def test_usage_lines_name_arguments_and_switches_show_no_type():
-    out = subprocess.run([sys.executable, "-m", "nnstudy", "run", "--help"], capture_output=True, text=True,
-                         env={"COLUMNS": "160", "PATH": ""}).stdout
-    assert "Usage: nnstudy run [OPTIONS] STUDY" in out and "{study}" not in out
+    def help_of(*command: str) -> str:
+        return subprocess.run([sys.executable, "-m", "nnstudy", *command, "--help"], capture_output=True, text=True,
+                              env={"COLUMNS": "160", "PATH": ""}).stdout
+
+    assert re.search(r"Usage: nnstudy status \[OPTIONS\] STUDY\s", help_of("status"))
+    out = help_of("run")
+    assert "Usage: nnstudy run [OPTIONS] STUDIES..." in out and "{studies}" not in out
     help_line = next(line for line in out.splitlines() if "--help" in line)
     assert "-h" in help_line and "<bool>" not in help_line
     assert not any("--quiet" in line and "<bool>" in line for line in out.splitlines())

@@ -75,7 +75,7 @@ def frame_table(frame, title: str) -> Table:
 
 
 def results_table(result) -> Table:
-    from nnstudy.analysis._format import duration
+    from nnstudy.analysis.formatting import duration
 
     table = Table(title=f"run {result.spec.identity()} ({result.status})")
     table.add_column("metric")
