@@ -52,7 +52,7 @@ def test_usage_lines_name_arguments_and_switches_show_no_type():
         return subprocess.run([sys.executable, "-m", "nnstudy", *command, "--help"], capture_output=True, text=True,
                               env={"COLUMNS": "160", "PATH": ""}).stdout
 
-    assert re.search(r"Usage: nnstudy status \[OPTIONS\] STUDY\s", help_of("status"))
+    assert re.search(r"Usage: nnstudy status \[OPTIONS\] \[STUDY\]\s", help_of("status"))  # optional: bracketed
     out = help_of("run")
     assert "Usage: nnstudy run [OPTIONS] STUDIES..." in out and "{studies}" not in out
     help_line = next(line for line in out.splitlines() if "--help" in line)
