@@ -31,7 +31,7 @@ import os
 import platform
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,9 @@ def row(c: Claim, runs: Path, studies: Path | None) -> Row:
     if not (folder / "study.toml").is_file():
         return Row([c.seed, c.what, nb, f"not run here ({folder} has no stored study)", "—", "—", c.note], 0.0, 0)
     study = open_study(folder)
+    # arms given by their label (``model={kind=cnn, ...}``) are read as the names the tables use
+    names = {a.label: a.name for a in study.spec.arms()}
+    c = replace(c, **{k: names.get(getattr(c, k), getattr(c, k)) for k in ("arm", "a", "b", "notebook_arm")})
     results = study.results()
     metric, better = study.spec.study.metric, "max" if study.spec.study.maximize else "min"
     arm = stats.rank_arms(results, metric, better)[0][0] if c.arm == "best" and len(results) else c.arm
