@@ -192,15 +192,7 @@ def test_status_shows_the_workers_their_runs_in_flight_and_the_progress(cli, pos
     path.write_text(STUDY.replace("heartbeat = 1", "heartbeat = 600"))
     frozen = cli.popen("run", str(path), "--dir", "w0", "--storage", url, "--workers", "1", "--quiet",
                        "--no-report", cwd=tmp_path)
-    def holding() -> int:
-        return pg(url, "select count(*) from nnstudy_claims where state = 'running'")[0][0] if _has_claims(url) else 0
-
-    while True:  # stopped while it holds a pack (one arm's round): that arm cannot go on without it
-        wait_until(lambda: holding() > 0, "a claim", [frozen])
-        frozen.send_signal(signal.SIGSTOP)
-        if holding() > 0:
-            break
-        frozen.send_signal(signal.SIGCONT)  # stopped between two claims: try again
+    stop_while_holding(url, frozen)  # it holds a pack (one arm's round): that arm cannot go on without it
     other = cli.popen("worker", "--storage", url, "--study", "many", "--dir", "w1", "--workers", "1", cwd=tmp_path)
     try:
         wait_until(lambda: stored(url) >= 10, "10 runs stored", [other])  # the other arms go on without it
@@ -220,18 +212,35 @@ def test_status_shows_the_workers_their_runs_in_flight_and_the_progress(cli, pos
     assert len(ids) == TOTAL == len(set(ids))
 
 
+def stop_while_holding(url: str, proc) -> None:
+    """SIGSTOP ``proc`` (the only worker so far) at a moment it holds a claimed run."""
+    def holding() -> int:
+        return pg(url, "select count(*) from nnstudy_claims where state = 'running'")[0][0] if _has_claims(url) else 0
+
+    while True:
+        wait_until(lambda: holding() > 0, "a claim", [proc])
+        proc.send_signal(signal.SIGSTOP)
+        if holding() > 0:
+            return
+        proc.send_signal(signal.SIGCONT)  # stopped between two claims: try again
+
+
 def _has_claims(url: str) -> bool:
     return bool(pg(url, "select count(*) from information_schema.tables where table_name = 'nnstudy_claims'")[0][0])
 
 
 def test_a_stored_study_with_another_file_is_refused_while_workers_run_it(cli, postgres, tmp_path):
     url = postgres.new_database()
-    procs = start(cli, tmp_path, url, 1)
+    slow = STUDY.replace("heartbeat = 1", "heartbeat = 600")  # a stopped worker stays alive
+    (tmp_path / "many.toml").write_text(slow)
+    running = cli.popen("run", str(tmp_path / "many.toml"), "--dir", "w0", "--storage", url, "--workers", "1",
+                        "--quiet", "--no-report", cwd=tmp_path)
+    stop_while_holding(url, running)  # mid-study, so it cannot finish before the other file comes
     other = tmp_path / "other.toml"
-    other.write_text(STUDY.replace("seeds = 4", "seeds = 5"))
+    other.write_text(slow.replace("seeds = 4", "seeds = 5"))
     p = cli("run", str(other), "--dir", "x", "--storage", url, "--quiet", cwd=tmp_path)
-    procs[0].kill()
-    procs[0].communicate()
+    running.kill()
+    running.communicate()
     assert p.returncode == 2 and "different study file" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
 
