@@ -69,7 +69,7 @@ class Study:
 
     def __init__(self, spec: StudySpec, folder: Path, storage: str | None = None):
         self.spec, self.folder = spec, folder
-        self.store = Store(storage or folder_url(folder), readonly=True)  # reading never writes
+        self.store = Store(storage or folder_url(folder), readonly=True, study=spec.name)  # reading never writes
 
     def _read(self) -> tuple[list[ArmPlan], list[Any]]:
         by_id = {r.run: r for r in self.store.records(self.spec.name)}
@@ -201,7 +201,7 @@ def stored_study(storage: str, name: str) -> StudySpec:
 
     from nnstudy.spec import dump_toml, load_toml
 
-    store = Store(storage, readonly=True)
+    store = Store(storage, readonly=True, study=name)
     if not store.has_study(name):
         known = store.study_names()
         raise StoreError(f"{store.where}: holds no study named {name!r}"

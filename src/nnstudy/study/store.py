@@ -185,9 +185,10 @@ class Store:
     Raises StoreError, naming the store (never its password), when it cannot be used.
     """
 
-    def __init__(self, url: str, create: bool = False, readonly: bool = False):
+    def __init__(self, url: str, create: bool = False, readonly: bool = False, study: str | None = None):
 
         self.url, self.readonly = url, readonly
+        self.study = study  # the study a reader looks for: named when the store holds none
         self.answered = False  # until the server first answers, a refusal is a wrong URL: no waiting
         self.seconds = 0.0  # spent in the database by this process's calls (benchmarks/workers.py)
         self.claims_seconds = 0.0  # of which in claims and heartbeat-table reads (``run``)
@@ -227,7 +228,8 @@ class Store:
         finally:
             engine.dispose()
         if "studies" not in tables or "version_info" not in tables:
-            raise StoreError(f"{self.where}: holds no study (an empty or non-Optuna database)")
+            named = f" named {self.study!r}" if self.study else ""
+            raise StoreError(f"{self.where}: holds no study{named} (an empty or non-Optuna database)")
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
