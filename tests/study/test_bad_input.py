@@ -53,6 +53,10 @@ BAD_STUDIES = {
     "infinite weight decay": (TINY.replace("lr = 0.1", "lr = 0.1, weight_decay = inf"), "finite number"),
     "infinite minutes": (_with("study", "max_minutes = inf"), "study.max_minutes = inf"),
     "infinite log range": (NUISANCE + '"optimizer.lr" = { log = [0.001, inf] }\n', 'nuisance."optimizer.lr" = inf'),
+    # only the untuned slice runs at the base lr: every tuned run overrides it, so it must be checked there
+    "infinite base lr under tuning": (
+        NUISANCE.replace("lr = 0.1", "lr = inf") + '"optimizer.lr" = { log = [0.001, 0.1] }\n',
+        "base.optimizer.lr = inf: a finite number"),
     "overflowing range": (NUISANCE + '"optimizer.momentum" = { uniform = [-1e308, 1e308] }\n', "too wide"),
     "repeated choice": (NUISANCE + '"optimizer.lr" = { choice = [0.1, 0.10] }\n', "values 0.1, 0.1 give the same"),
     "huge int": (TINY.replace("epochs = 1", "epochs = 100000000000000000000"), "|n| < 2**63"),

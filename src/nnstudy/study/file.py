@@ -689,12 +689,16 @@ def _check_runs(spec: StudySpec, source: str) -> None:
     seen: dict[str, Arm] = {}
     for arm in spec.arms():
         tried: dict[str, dict[str, Any]] = {}  # this arm's runs at the bounds: identity → nuisance values
-        for nkey, values in variants:
+        # the untuned slice runs at the base values alone: a bad base value a nuisance key overrides
+        # in every tuned run must be refused too, not met when the slice is built
+        for nkey, values, final in ([(None, {}, False)] if params else []) + [(k, v, True) for k, v in variants]:
             try:
-                run = spec.run_spec(arm, values, seed=0, final=True)
+                run = spec.run_spec(arm, values, seed=0, final=final)
             except ValidationError as e:
                 where, in_arm = user_key(e.errors()[0]["loc"]), f" (arm {arm.label})" if arm.values else ""
                 raise SpecError(f"{source}: {_blame(spec, where, nkey, spec_error(e))}{in_arm}") from None
+            if not final:
+                continue
             try:
                 count_params(run.model, (1, 28, 28), classes)
             except SpecError as e:
