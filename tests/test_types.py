@@ -9,13 +9,14 @@ import pytest
 from pydantic import AllowInfNan, BaseModel
 
 import nnstudy.spec as run_spec
+import nnstudy.spec_tables as run_spec_tables
 import nnstudy.study.file as study_file
 from nnstudy._types import FiniteFloat, Int
 
 
 def _models() -> list[type[BaseModel]]:
     found = []
-    for module in (run_spec, study_file):
+    for module in (run_spec, run_spec_tables, study_file):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__:
                 found.append(value)
