@@ -11,12 +11,14 @@ from pydantic import AllowInfNan, BaseModel
 import nnstudy.spec as run_spec
 import nnstudy.spec_tables as run_spec_tables
 import nnstudy.study.file as study_file
+import nnstudy.study.space as study_space
+import nnstudy.study.study_spec as study_spec
 from nnstudy._types import FiniteFloat, Int
 
 
 def _models() -> list[type[BaseModel]]:
     found = []
-    for module in (run_spec, run_spec_tables, study_file):
+    for module in (run_spec, run_spec_tables, study_file, study_spec, study_space):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__:
                 found.append(value)
