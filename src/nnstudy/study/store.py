@@ -11,7 +11,7 @@ Mapping onto Optuna:
   the study metric's direction. Every run is one trial of it: params = the nuisance values (with
   their distributions, so optuna-dashboard can plot the search); value = the metric on validation
   (a diverged run: the worst value, see ``design.worst_value``); state COMPLETE, PRUNED or FAIL;
-  intermediate values = the metric per epoch; user attrs = the ``Record`` fields below.
+  intermediate values = the metric per epoch; user attrs = the fields of ``Record`` (record.py).
 * A trial is written once, complete, when its run has finished (``finish``: one transaction, which
   also turns the run's claim to done, so a run finished by two workers is stored once: see
   ``_claims.py``). There are no RUNNING trials to clean up after a crash: a run in flight has a claim
@@ -33,17 +33,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from nnstudy.errors import StoreError
+from nnstudy.study._db_errors import original_text, store_error
 from nnstudy.study._optuna import quiet_optuna
 from nnstudy.study._urls import db_timeout, engine_url, redact, scrub, trouble, without_password
+from nnstudy.study.record import Record, json_safe
 
 __all__ = ["STORE_FILE", "FolderLock", "Record", "Store", "db_timeout", "default_url", "json_safe", "redact", "scrub",
            "store_error", "without_password"]
@@ -51,59 +51,6 @@ __all__ = ["STORE_FILE", "FolderLock", "Record", "Store", "db_timeout", "default
 SEP = " :: "
 #: In a study folder whose store is elsewhere: its URL, without the password.
 STORE_FILE = "store.url"
-
-
-@dataclass
-class Record:
-    """One finished run as stored (trial user attrs). ``status``: complete, diverged, failed or
-    pruned. ``metrics``/``history`` hold None where a number is NaN (JSON has no NaN)."""
-
-    run: str
-    arm: str
-    phase: str
-    slot: int
-    stage: int
-    seed: int
-    params: dict[str, Any]
-    spec: dict[str, Any]
-    status: str
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    history: list[dict[str, float | None]] = field(default_factory=list)
-    error: str | None = None
-    traceback: str | None = None
-    epochs_run: int = 0
-    best_epoch: int | None = None
-    early_stopped: bool = False
-    n_params: int = 0
-    train_seconds: float = 0.0
-    seconds: float = 0.0
-    environment: dict[str, Any] = field(default_factory=dict)
-    weights: str | None = None
-    input_shape: list[int] = field(default_factory=list)
-    num_classes: int = 0
-    system_attrs: dict[str, Any] = field(default_factory=dict)
-    finished_at: str = ""
-
-    def to_attrs(self) -> dict[str, Any]:
-        return {k: json_safe(v) for k, v in asdict(self).items() if k != "system_attrs"}
-
-    @classmethod
-    def from_trial(cls, trial: Any) -> Record:
-        names = {f.name for f in fields(cls)}
-        attrs = {k: v for k, v in trial.user_attrs.items() if k in names}
-        rungs = {k: v for k, v in trial.system_attrs.items() if k.startswith("completed_rung")}  # ASHA's
-        return cls(**attrs, system_attrs=rungs)
-
-
-def json_safe(v: Any) -> Any:
-    """``v`` with every NaN or infinity (nested in dicts and lists) replaced by None: JSON has neither."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: json_safe(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [json_safe(x) for x in v]
-    return v
 
 
 def default_url(folder: str | Path) -> str:
@@ -124,58 +71,6 @@ def _rdb_storage(url: str, kwargs: dict[str, Any], readonly: bool) -> Any:
                 raise
             time.sleep(0.5)
     raise AssertionError("unreachable")
-
-
-#: What a database error means, by the words of its original message (SQLite's, psycopg's).
-_HAPPENED = (
-    ("database or disk is full", "the disk is full"),
-    ("no space left", "the disk is full"),
-    ("disk quota", "the disk quota is used up"),
-    ("readonly database", "the database or its folder is read-only"),
-    ("read-only", "the database or its folder is read-only"),
-    ("unable to open database file", "the database file cannot be opened or created (its folder is missing or "
-                                     "not writable)"),
-    ("no such table", "the database file was deleted or replaced while in use"),
-    ("disk i/o error", "the disk failed to read or write (or the file was deleted while in use)"),
-    ("database is locked", "another process holds the database locked"),
-    ("connection refused", "the database server is unreachable"),
-    ("could not connect", "the database server is unreachable"),
-    ("could not translate host name", "the database server is unreachable"),
-    ("server closed the connection", "the database server closed the connection (stopped or restarted?)"),
-    ("terminating connection", "the database server closed the connection (stopped or restarted?)"),
-    ("connection timeout", "the database server is unreachable"),
-    ("timeout expired", "the database server is unreachable"),
-)
-
-
-def _original_text(err: BaseException) -> str:
-    """The first line of the driver's own error under Optuna's and SQLAlchemy's wrappers."""
-    original = err
-    seen = set()
-    while original is not None and id(original) not in seen:  # Optuna's wrapper → SQLAlchemy's → the driver's
-        seen.add(id(original))
-        if getattr(original, "orig", None) is not None:
-            original = original.orig
-            break
-        nxt = original.__cause__ or original.__context__
-        if nxt is None:
-            break
-        original = nxt
-    return (str(original).strip().splitlines() or [type(original).__name__])[0]
-
-
-def store_error(where: str, err: BaseException, file: Path | None = None, url: str = "") -> StoreError:
-    """One line for a database failure: what happened (disk full, file deleted, server unreachable),
-    then the original error text. Optuna wraps the driver's error in its own ("An exception is raised
-    during the commit ..."), which names none of these: the driver's is found under it. ``file``: the
-    SQLite file, whose absence is then what happened. ``url``: its password is removed from the text."""
-    text = scrub(_original_text(err), url) if url else _original_text(err)
-    lower = text.lower()
-    happened = next((h for words, h in _HAPPENED if words in lower), None)
-    if file is not None and not file.exists():
-        happened = "the database file was deleted"
-    said = f"{happened}: {text}" if happened else text
-    return StoreError(f"{where}: cannot use the study database: {said}")
 
 
 class Store:
@@ -243,7 +138,7 @@ class Store:
                 yield
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError, ImportError) as e:
             kind = trouble(e)
-            text = _original_text(e)
+            text = original_text(e)
             if isinstance(e, ImportError) or "No module named" in text:
                 what = "no driver for this database (pip install 'nnstudy[postgres]' for PostgreSQL)"
             elif kind == "silent" or (kind == "away" and self.answered):
