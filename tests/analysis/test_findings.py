@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnstudy.analysis import Check, StudyContext, findings
+from nnstudy.analysis import A_BETTER, Check, StudyContext, findings
 
-ORDER = ["answer", "group", "test", "spread", "nuisance", "multiplicity", "check"]
+ORDER = ["answer", "group", "test", "spread", "slice", "nuisance", "multiplicity", "check"]
 
 
 def _assert_well_formed(found):
@@ -107,6 +107,41 @@ def test_tuned_values_and_warnings_follow_the_answer(finals, tune):
     )
     assert any(f.kind == "check:range_edge" and "0.98" in f.sentence for f in found)
     assert not any(f.kind == "check:fixed_learning_rate" for f in found)  # the rate was tuned
+
+
+def test_a_tuned_study_states_its_untuned_slice_beside_the_tuned_answer(finals, tune):
+    """Seed 000's question has two slices: tuned per batch size (the answer) and at the fixed lr 0.05
+    (the untuned slice, where the notebook's trend lives). The findings state both with their numbers;
+    before, the slice was only drawn in the isolation figure."""
+    res = pd.concat(
+        [
+            tune({arm: [{"optimizer.lr": lr, "val_accuracy": 0.97}] * 3
+                  for arm, lr in (("batch_size=32", 0.04), ("batch_size=128", 0.2), ("batch_size=512", 0.9))}),
+            finals({"batch_size=32": [0.970, 0.972, 0.971, 0.969, 0.973]}, **{"optimizer.lr": 0.04}),
+            finals({"batch_size=128": [0.971, 0.970, 0.972, 0.973, 0.969]}, **{"optimizer.lr": 0.2}),
+            finals({"batch_size=512": [0.969, 0.971, 0.970, 0.972, 0.971]}, **{"optimizer.lr": 0.9}),
+            finals({"batch_size=32": [0.96, 0.962, 0.961, 0.963, 0.960],
+                    "batch_size=128": [0.94, 0.941, 0.942, 0.943, 0.944],
+                    "batch_size=512": [0.90, 0.905, 0.901, 0.902, 0.903]}, **{"optimizer.lr": 0.05}
+                   ).assign(phase="slice"),
+        ],
+        ignore_index=True,
+    )
+    ctx = StudyContext(scientific={"batch_size": [32, 128, 512]}, nuisance={"optimizer.lr": {"log": [0.005, 1.0]}},
+                       base={"optimizer.lr": 0.05})
+    found = findings(res, None, ctx, n_boot=1000)
+    _assert_well_formed(found)
+    assert "cannot be told apart" in found[0].sentence  # tuned: no difference
+    [untuned] = [f for f in found if f.kind == "slice"]
+    assert untuned.numbers["best"] == "batch_size=32" and untuned.numbers["worst"] == "batch_size=512"
+    assert untuned.numbers["decision"] == A_BETTER and untuned.numbers["n_pairs"] == 5
+    s = untuned.sentence
+    assert s.startswith("Untuned, every arm at the base optimizer.lr = 0.05 with the same seeds")
+    # every arm in the study's order, with its interval: the trend at the fixed rate
+    assert s.index("batch_size=32 96.12% [") < s.index("batch_size=128 94.20% [") < s.index("batch_size=512 90.22% [")
+    assert "There, batch_size=32 beats batch_size=512: P(batch_size=32 beats batch_size=512) = 1.00" in s
+    assert "mean difference +5.90 points [" in s
+    assert not [f for f in findings(res[res.phase != "slice"], None, ctx, n_boot=200) if f.kind == "slice"]
 
 
 def test_fixed_learning_rate_warning_is_among_the_findings(finals):

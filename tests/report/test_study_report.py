@@ -78,6 +78,10 @@ def test_write_gives_a_self_contained_page_markdown_and_every_figure(reports, tm
         assert f"](figures/{name}.png)" in md
     for f in report.findings:  # the same findings in both documents
         assert str(escape(f.sentence)) in page
+    # both slices in words: the tuned answer and the untuned one at the base learning rate
+    [untuned] = [f for f in report.findings if f.kind == "slice"]
+    assert untuned.sentence.startswith("Untuned, every arm at the base optimizer.lr = ")
+    assert "Untuned, every arm at the base optimizer.lr = " in md and "mean difference" in md
     for section in ("findings", "checks", "figures", "arms", "pairwise", "chosen", "study-file", "run-specs",
                     "environment"):
         assert f'<section id="{section}">' in page

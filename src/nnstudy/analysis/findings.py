@@ -6,9 +6,12 @@ interval and the paired mean difference (``stats``); in a study of several scien
 is one per group: the winner of the numeric key within each combination of the others
 (``split_keys``: which depth wins at each parameter budget), never one winner across the groups,
 then a line per group; (2) the best arm's test score, where final runs
-were tested; (3) the spread of the arms' means against the seed-to-seed noise; (4) the nuisance values
-each arm settled on, where they were tuned; (5) for a family of several comparisons, a note that each
-verdict holds at 95% on its own, not jointly (multiplicity); (6) the methodology checks' warnings (``checks``).
+were tested; (3) the spread of the arms' means against the seed-to-seed noise; (4) where the study ran
+the untuned slice (every arm at the base nuisance values, the same seeds), every arm's score there and
+its best against its worst with the paired difference: the comparison at one fixed learning rate, beside
+the tuned one of (1); (5) the nuisance values each arm settled on, where they were tuned; (6) for a
+family of several comparisons, a note that each verdict holds at 95% on its own, not jointly
+(multiplicity); (7) the methodology checks' warnings (``checks``).
 
 No sentence goes without a number: accuracies read as percents with 2 decimals, losses with 4
 significant digits, probabilities with 2 decimals, intervals as ``[low, high]``.
@@ -31,7 +34,8 @@ from nnstudy.analysis.context import StudyContext, split_keys
 
 @dataclass(frozen=True)
 class Finding:
-    """One ranked sentence. ``kind``: answer, group, multiplicity, test, spread, nuisance, or ``check:<name>``."""
+    """One ranked sentence. ``kind``: answer, group, multiplicity, test, spread, slice, nuisance, or
+    ``check:<name>``."""
 
     rank: int
     kind: str
@@ -221,6 +225,39 @@ def _multiplicity(results: pd.DataFrame, ctx: StudyContext, n_groups: int) -> tu
     )
 
 
+def _slice(results: pd.DataFrame, ctx: StudyContext, n_boot: int, seed: int) -> tuple[str, dict[str, Any]] | None:
+    """The untuned slice: every arm at the base nuisance values (seed 000's fixed lr 0.05), its score
+    per arm in the study's order, then its best arm against its worst over paired seeds."""
+    rows = tabular.complete(tabular.phase_rows(results, "slice"))
+    if not len(rows) or ctx.metric not in rows.columns:
+        return None
+    m = ctx.metric
+    scored = [(arm, stats.mean_interval(tabular.seed_values(results, m, arm, "slice"), bounds=stats.metric_bounds(m)))
+              for arm in tabular.arms(rows)]
+    scored = [(arm, mi) for arm, mi in scored if mi.n > 0]
+    if len(scored) < 2:
+        return None
+    sign = 1.0 if ctx.better == "max" else -1.0
+    best = max(scored, key=lambda t: sign * t[1].mean)[0]
+    worst = min(scored, key=lambda t: sign * t[1].mean)[0]
+    va, vb = tabular.seed_values(results, m, best, "slice"), tabular.seed_values(results, m, worst, "slice")
+    pb = stats.prob_better(va, vb, ctx.better, n_boot=n_boot, seed=seed)
+    pd_ = stats.paired_difference(va, vb, n_boot=n_boot, seed=seed)
+    at = ", ".join(f"{k} = {fmt.num(ctx.base[k])}" for k in ctx.search_space() if k in ctx.base) or "the base values"
+    verdict = {stats.A_BETTER: "beats", stats.B_BETTER: "loses to"}.get(pb.decision, "cannot be told apart from")
+    listed = "; ".join(f"{arm} {_score(mi, m)}" for arm, mi in scored)
+    sentence = (
+        f"Untuned, every arm at the base {at} with the same seeds (the untuned slice, which the tuned comparison "
+        f"above does not use), {m} by arm: {listed}. There, {best} {verdict} {worst}: "
+        f"P({best} beats {worst}) = {fmt.prob_evidence(pb.p, pb.low, pb.high, pb.n_pairs, best)}, "
+        f"mean difference {fmt.diff(pd_.mean_diff, m)} {fmt.interval(pd_.low, pd_.high, m, as_diff=True)}."
+    )
+    return sentence, {"at": {k: ctx.base[k] for k in ctx.search_space() if k in ctx.base},
+                      "means": {arm: mi.mean for arm, mi in scored}, "best": best, "worst": worst, "p": pb.p,
+                      "p_low": pb.low, "p_high": pb.high, "n_pairs": pb.n_pairs, "decision": pb.decision,
+                      "diff": pd_.mean_diff, "diff_low": pd_.low, "diff_high": pd_.high}
+
+
 def _nuisance(results: pd.DataFrame, ctx: StudyContext) -> list[tuple[str, dict[str, Any]]]:
     """One sentence per tuned key: the value each arm settled on, with the trials it took."""
     chosen = chosen_values(results, ctx)
@@ -266,7 +303,8 @@ def findings(
     items: list[tuple[str, str, dict[str, Any]]] = [("answer", *answer)]
     items += [("group", s, n) for s, n in groups]
     # a multi-key study has no winner across its groups: each group line carries its winner's test score
-    for kind, part in (("test", None if groups else _test(results, ctx)), ("spread", _spread(results, ctx))):
+    for kind, part in (("test", None if groups else _test(results, ctx)), ("spread", _spread(results, ctx)),
+                       ("slice", _slice(results, ctx, n_boot, seed))):
         if part is not None:
             items.append((kind, *part))
     items += [("nuisance", s, n) for s, n in _nuisance(results, ctx)]
