@@ -132,3 +132,55 @@ def test_the_shipped_claims_name_real_arms_of_the_shipped_studies():
         arms = {x for a in design for x in (a.label, a.name)}  # either names the arm
         for name in (c.arm, c.a, c.b, c.notebook_arm):
             assert name in (None, "best") or name in arms, (c.study, name)
+
+
+GROUPED = """
+[study]
+name = "tiny-grouped"
+question = "Which width is best, with and without weight decay?"
+seeds = 5
+
+[data]
+per_class = 30
+validation = 0.2
+
+[base]
+model = { kind = "mlp", hidden = [16] }
+optimizer = { name = "adam", lr = 0.003 }
+epochs = 1
+
+[scientific]
+"model.hidden" = [8, 32]
+"optimizer.weight_decay" = [0.0, 0.1]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("per", [None, "optimizer.weight_decay"])
+def test_a_multi_key_row_gives_the_best_arm_of_each_group_not_one_across_them(tmp_path, mnist_dir, per):
+    """Seed 001's depth against width asks which depth wins at each budget: a row with arm = "best"
+    answers per group, as the study's report does (or per the row's ``per`` key), never with one
+    winner across the groups."""
+    from nnstudy.analysis.context import split_keys
+    from nnstudy.report.reproductions import Claim, row
+    from nnstudy.study import load_study, run_study
+
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "tiny-grouped.toml").write_text(GROUPED)
+    spec = load_study(tmp_path / "studies" / "tiny-grouped.toml")
+    run_study(spec, tmp_path / "runs" / "tiny-grouped", workers=1, data_dir=mnist_dir, quiet=True)
+    c = Claim(study="tiny-grouped", seed="009", what="w", metric="test_accuracy", per=per)
+    cell = row(c, tmp_path / "runs", tmp_path / "studies").cells[3]
+    res = open_study(tmp_path / "runs" / "tiny-grouped").results()
+    x, groups = (("model.hidden", ["optimizer.weight_decay"]) if per else split_keys(spec.axes()))
+    assert cell.startswith("the best mean val_accuracy in each group: at ")
+    for value, rows in res.groupby(groups[0]):
+        best = stats.rank_arms(rows, "val_accuracy", "max")[0][0]
+        mi = stats.mean_interval(seed_values(rows, "test_accuracy", best), bounds=stats.metric_bounds("test_accuracy"))
+        shown = f"{100 * mi.mean:.2f}% [{100 * mi.low:.2f}%, {100 * mi.high:.2f}%] over 5 seeds"
+        won = rows.loc[rows["arm"] == best, x].iloc[0]
+        assert f"at {groups[0]}={value:g}: {x}={won:g} {shown}" in cell
+    assert cell.count("; at ") == 1  # two groups
+    with pytest.raises(Exception, match="per = 'seed' is not one of several scientific keys"):
+        row(Claim(study="tiny-grouped", seed="009", what="w", metric="test_accuracy", per="seed"),
+            tmp_path / "runs", tmp_path / "studies")

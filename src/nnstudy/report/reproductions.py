@@ -8,12 +8,16 @@
 * ``study``: the study's name (its folder ``RUNS/<study>``, its file ``STUDIES/<study>.toml``);
   ``seed``: the notebook (``"000"``); ``what``: the number's name in a few words;
 * ``metric``: the final-run metric compared (``test_accuracy``, ``train_loss``, ...) and ``arm``: the
-  arm it is read from (an arm label, or ``"best"``: the best arm by the study's own metric);
+  arm it is read from (an arm label, or ``"best"``: the best arm by the study's own metric; in a study
+  of several scientific keys, answered per group as its report does (``analysis.split_keys``), the best
+  arm within each group: the winning depth at each parameter budget, never one winner across them);
 * ``notebook``: the notebook's reported value (accuracies as fractions; omit where it reports none);
 * ``claim``: what the notebook concluded, checked against the stored runs:
   ``"value"`` (its number is reproduced: within ``tolerance``, default 0.01 = 1 point, of nnstudy's
   mean), ``"best"`` (``notebook_arm`` is the best arm), ``"better"`` (arm ``a`` beats arm ``b``), or
   ``"none"`` (nothing to check);
+* ``per``: for ``arm = "best"`` in a study of several scientific keys, the key whose values form the
+  groups (``"optimizer.weight_decay"``: the best shape with and without weight decay);
 * ``note``: what the notebook did that the study does not (known bugs, selection on the test set).
 
 Every number is read from the stored runs: nnstudy's value is the mean with its 95% t-interval over the
@@ -62,6 +66,7 @@ class Claim:
     a: str | None = None
     b: str | None = None
     tolerance: float = 0.01
+    per: str | None = None
     note: str = ""
 
 
@@ -140,6 +145,38 @@ def _score(values: pd.Series, metric: str) -> str:
     return f"{fmt.value(mi.mean, metric)} {fmt.interval(mi.low, mi.high, metric)} over {fmt.plural(mi.n, 'seed')}"
 
 
+def _per_group(study: Any, results: pd.DataFrame, c: Claim, metric: str, better: str) -> str | None:
+    """A multi-key study's best arm within each group: ``at budget.params=25000: model.depth=1 0.2150
+    [...] over 5 seeds; at ...``. The groups are the row's ``per`` key, else those of its report
+    (``split_keys``); None for a study of one key."""
+    from nnstudy.analysis.context import split_keys
+
+    axes = study.spec.axes()
+    if c.per is not None:
+        if c.per not in axes or len(axes) < 2:
+            raise SpecError(f"{c.study}: per = {c.per!r} is not one of several scientific keys: {', '.join(axes)}")
+        groups, xs = [c.per], [k for k in axes if k != c.per]
+    else:
+        layout = split_keys(axes)
+        if layout is None:
+            return None
+        xs, groups = [layout[0]], layout[1]
+    if not len(results) or not all(k in results.columns for k in (*xs, *groups)):
+        return None
+    parts = []
+    for values, rows in results.groupby(groups, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        ranked = stats.rank_arms(rows, metric, better)
+        if not ranked:
+            continue
+        best = ranked[0][0]
+        first = rows[rows["arm"] == best].iloc[0]
+        where = ", ".join(f"{k}={fmt.num(v)}" for k, v in zip(groups, values, strict=True))
+        who = ", ".join(f"{k}={fmt.num(first[k])}" for k in xs)
+        parts.append(f"at {where}: {who} {_score(tabular.seed_values(rows, c.metric, best), c.metric)}")
+    return "; ".join(parts) or None
+
+
 def _verdict(results: pd.DataFrame, metric: str, better: str, a: str, b: str) -> tuple[str, stats.ProbBetter]:
     pb = stats.prob_better(tabular.seed_values(results, metric, a), tabular.seed_values(results, metric, b), better)
     return fmt.prob_evidence(pb.p, pb.low, pb.high, pb.n_pairs, a), pb
@@ -209,6 +246,9 @@ def row(c: Claim, runs: Path, studies: Path | None) -> Row:
     arm_known = arm in set(tabular.arms(results)) if len(results) else False
     value = _score(tabular.seed_values(results, c.metric, arm), c.metric) if arm_known else "no such arm"
     shown = f"{value} ({arm})" if c.arm == "best" else value
+    grouped = _per_group(study, results, c, metric, better) if c.arm == "best" and c.claim == "none" else None
+    if grouped is not None:  # the question is asked within each group: the best arm of each
+        shown = f"the best mean {metric} in each group: {grouped}"
     holds = _holds(c, results, metric, better, arm) if arm_known or c.claim != "value" else "not checked"
     shipped = studies / f"{c.study}.toml" if studies is not None else None
     size = "full"
