@@ -184,3 +184,56 @@ def test_a_multi_key_row_gives_the_best_arm_of_each_group_not_one_across_them(tm
     with pytest.raises(Exception, match="per = 'seed' is not one of several scientific keys"):
         row(Claim(study="tiny-grouped", seed="009", what="w", metric="test_accuracy", per="seed"),
             tmp_path / "runs", tmp_path / "studies")
+
+
+TUNED = """
+[study]
+name = "tiny-tuned"
+question = "Does batch size matter once the learning rate is tuned, and at the base rate?"
+seeds = 5
+
+[data]
+per_class = 30
+validation = 0.2
+
+[base]
+model = { kind = "mlp", hidden = [16] }
+optimizer = { name = "sgd", lr = 0.05 }
+epochs = 1
+
+[scientific]
+batch_size = [8, 128]
+
+[nuisance]
+"optimizer.lr" = { log = [0.01, 0.5] }
+trials = 2
+"""
+
+
+@pytest.mark.slow
+def test_a_slice_row_reads_the_untuned_runs_at_the_base_values(tmp_path, mnist_dir):
+    """Seed 000's batch-size trend was seen at one fixed lr: a row with phase = "slice" reads the untuned
+    slice (base lr, final seeds) instead of the tuned final runs, and says so."""
+    from nnstudy.report.reproductions import Claim, load_claims, row
+    from nnstudy.study import load_study, run_study
+
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "tiny-tuned.toml").write_text(TUNED)
+    spec = load_study(tmp_path / "studies" / "tiny-tuned.toml")
+    run_study(spec, tmp_path / "runs" / "tiny-tuned", workers=1, data_dir=mnist_dir, quiet=True)
+    res = open_study(tmp_path / "runs" / "tiny-tuned").results()
+    c = Claim(study="tiny-tuned", seed="009", what="w", metric="val_accuracy", arm="batch_size=8", claim="better",
+              a="batch_size=8", b="batch_size=128", phase="slice")
+    r = row(c, tmp_path / "runs", tmp_path / "studies")
+    untuned = seed_values(res, "val_accuracy", "batch_size=8", "slice")
+    mi = stats.mean_interval(untuned, bounds=stats.metric_bounds("val_accuracy"))
+    assert len(untuned) == 5 and not untuned.equals(seed_values(res, "val_accuracy", "batch_size=8"))
+    shown = f"{100 * mi.mean:.2f}% [{100 * mi.low:.2f}%, {100 * mi.high:.2f}%] over 5 seeds"
+    assert r.cells[3] == shown + "; the untuned slice at the base values, not tested"
+    pb = stats.prob_better(untuned, seed_values(res, "val_accuracy", "batch_size=128", "slice"), "max")
+    assert f"P = {pb.p:.2f}" in r.cells[4] or f"= {pb.p:.2f}" in r.cells[4]
+    assert r.runs == len(res)  # the study's compute counts every run, not the slice's alone
+    (tmp_path / "bad.toml").write_text('[[row]]\nstudy = "s"\nseed = "0"\nwhat = "w"\nmetric = "test_accuracy"\n'
+                                       'phase = "slice"\n')
+    with pytest.raises(Exception, match="the untuned slice is never tested"):
+        load_claims(tmp_path / "bad.toml")

@@ -18,6 +18,9 @@
   ``"none"`` (nothing to check);
 * ``per``: for ``arm = "best"`` in a study of several scientific keys, the key whose values form the
   groups (``"optimizer.weight_decay"``: the best shape with and without weight decay);
+* ``phase``: ``"final"`` (default: the final runs) or ``"slice"``: the untuned slice's runs, every arm at
+  the base nuisance values with the final seeds (seed 000's fixed lr 0.05), never tested, so with a
+  validation or training metric;
 * ``note``: what the notebook did that the study does not (known bugs, selection on the test set).
 
 Every number is read from the stored runs: nnstudy's value is the mean with its 95% t-interval over the
@@ -67,6 +70,7 @@ class Claim:
     b: str | None = None
     tolerance: float = 0.01
     per: str | None = None
+    phase: str = "final"
     note: str = ""
 
 
@@ -96,6 +100,11 @@ def load_claims(path: str | Path) -> list[Claim]:
             raise SpecError(f"{path}: row[{i}].{missing[0]}: missing")
         if r.get("claim", "none") not in CLAIMS:
             raise SpecError(f"{path}: row[{i}].claim = {r['claim']!r}: allowed: {', '.join(CLAIMS)}")
+        if r.get("phase", "final") not in ("final", "slice"):
+            raise SpecError(f"{path}: row[{i}].phase = {r['phase']!r}: allowed: final, slice")
+        if r.get("phase") == "slice" and str(r["metric"]).startswith("test_"):
+            raise SpecError(f"{path}: row[{i}]: the untuned slice is never tested; give a validation or "
+                            "training metric")
         if r.get("claim") == "better" and not (r.get("a") and r.get("b")):
             raise SpecError(f"{path}: row[{i}]: claim 'better' needs a and b (arm labels)")
         if r.get("claim") == "best" and not r.get("notebook_arm"):
@@ -240,12 +249,16 @@ def row(c: Claim, runs: Path, studies: Path | None) -> Row:
     # arms given by their label (``model={kind=cnn, ...}``) are read as the names the tables use
     names = {a.label: a.name for a in study.spec.arms()}
     c = replace(c, **{k: names.get(getattr(c, k), getattr(c, k)) for k in ("arm", "a", "b", "notebook_arm")})
-    results = study.results()
+    results = every = study.results()
+    if c.phase == "slice":  # the untuned slice's runs (the base nuisance values, the final seeds), read as finals
+        results = results[results["phase"] == "slice"].assign(phase="final") if len(results) else results
     metric, better = study.spec.study.metric, "max" if study.spec.study.maximize else "min"
     arm = stats.rank_arms(results, metric, better)[0][0] if c.arm == "best" and len(results) else c.arm
     arm_known = arm in set(tabular.arms(results)) if len(results) else False
     value = _score(tabular.seed_values(results, c.metric, arm), c.metric) if arm_known else "no such arm"
     shown = f"{value} ({arm})" if c.arm == "best" else value
+    if c.phase == "slice":
+        shown += "; the untuned slice at the base values, not tested"
     grouped = _per_group(study, results, c, metric, better) if c.arm == "best" and c.claim == "none" else None
     if grouped is not None:  # the question is asked within each group: the best arm of each
         shown = f"the best mean {metric} in each group: {grouped}"
@@ -255,8 +268,8 @@ def row(c: Claim, runs: Path, studies: Path | None) -> Row:
     if shipped is not None and shipped.is_file():
         diff = reduced(study.spec.raw, load_toml(shipped))
         size = "reduced: " + ", ".join(diff) if diff else "full (as shipped)"
-    seconds = float(pd.to_numeric(results.get("seconds"), errors="coerce").sum()) if len(results) else 0.0
-    return Row([c.seed, c.what, nb, shown, holds, size, c.note], seconds, len(results))
+    seconds = float(pd.to_numeric(every.get("seconds"), errors="coerce").sum()) if len(every) else 0.0
+    return Row([c.seed, c.what, nb, shown, holds, size, c.note], seconds, len(every))
 
 
 def _cell(text: str) -> str:
