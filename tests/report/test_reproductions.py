@@ -233,6 +233,14 @@ def test_a_slice_row_reads_the_untuned_runs_at_the_base_values(tmp_path, mnist_d
     pb = stats.prob_better(untuned, seed_values(res, "val_accuracy", "batch_size=128", "slice"), "max")
     assert f"P = {pb.p:.2f}" in r.cells[4] or f"= {pb.p:.2f}" in r.cells[4]
     assert r.runs == len(res)  # the study's compute counts every run, not the slice's alone
+    assert "unfinished" not in r.cells[5]
+    # a study stopped before its design was done says so: one more seed in its file, nothing trained
+    (tmp_path / "runs" / "tiny-tuned" / "study.toml").write_text(
+        (tmp_path / "runs" / "tiny-tuned" / "study.toml").read_text().replace("seeds = 5", "seeds = 6"))
+    size = row(c, tmp_path / "runs", tmp_path / "studies").cells[5]
+    p = open_study(tmp_path / "runs" / "tiny-tuned").progress()  # 4 more planned: a final and a slice run per arm
+    assert p["total"] == len(res) + 4 and p["done"] < p["total"]
+    assert size.endswith(f"; unfinished: {p['done']} of {p['total']} planned runs stored"), size
     (tmp_path / "bad.toml").write_text('[[row]]\nstudy = "s"\nseed = "0"\nwhat = "w"\nmetric = "test_accuracy"\n'
                                        'phase = "slice"\n')
     with pytest.raises(Exception, match="the untuned slice is never tested"):

@@ -26,7 +26,8 @@
 Every number is read from the stored runs: nnstudy's value is the mean with its 95% t-interval over the
 arm's completed final runs (the only runs that see the test set); the holds/does-not-hold line applies
 the verdict rule (``analysis.VERDICT_RULE``) or the tolerance to those numbers; a study stored with
-other settings than its file in ``--studies`` (a reduced size, ``--set``) says which; compute time is
+other settings than its file in ``--studies`` (a reduced size, ``--set``) says which, and one stored before
+its design was done says how many of its planned runs it holds; compute time is
 the sum of the runs' wall times. A question whose study is not stored says so, with no number.
 """
 
@@ -268,6 +269,9 @@ def row(c: Claim, runs: Path, studies: Path | None) -> Row:
     if shipped is not None and shipped.is_file():
         diff = reduced(study.spec.raw, load_toml(shipped))
         size = "reduced: " + ", ".join(diff) if diff else "full (as shipped)"
+    progress = study.progress()
+    if progress["done"] < progress["total"]:  # a study stopped (or still running) before its design was done
+        size += f"; unfinished: {progress['done']} of {progress['total']} planned runs stored"
     seconds = float(pd.to_numeric(every.get("seconds"), errors="coerce").sum()) if len(every) else 0.0
     return Row([c.seed, c.what, nb, shown, holds, size, c.note], seconds, len(every))
 
