@@ -60,6 +60,17 @@ def test_usage_lines_name_arguments_and_switches_show_no_type():
     assert not any("--quiet" in line and "<bool>" in line for line in out.splitlines())
 
 
+def test_a_mistake_is_answered_without_the_heavy_libraries(tmp_path):
+    # a bad study file, a missing study folder, a count of parameters: one line (or the count) from
+    # the spec and the layer plan alone, never a wait for torch, pandas or optuna
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[study]\nname = "x"\nbogus = 1\n', encoding="utf-8")
+    for args, code in ([["run", str(bad)], 2], [["status", str(tmp_path / "nowhere")], 2],
+                       [["params", "--model", "mlp", "--hidden", "100"], 0]):
+        r = probe(*args)
+        assert r["code"] in ((code,) if code else (0, None)) and r["heavy"] == [], (args, r)
+
+
 def test_import_nnstudy_is_light_and_its_api_resolves():
     code = (f"import sys, nnstudy; heavy = [m for m in {HEAVY!r} if m in sys.modules]; "
             "names = [n for n in nnstudy.__all__ if getattr(nnstudy, n, None) is None]; "

@@ -6,11 +6,11 @@ that ``nnstudy --help`` starts at once; torch, pandas and optuna load when a fun
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nnstudy._lazy import exports
 from nnstudy.errors import DataError, NnstudyError, SpecError, StoreError
 
 if TYPE_CHECKING:
@@ -30,21 +30,13 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-#: name → the module it is imported from on first use
-_LAZY = {
-    **{name: "nnstudy.spec" for name in ("CNNSpec", "DataSpec", "EarlyStopSpec", "LinearSpec", "MLPSpec",
-                                         "OptimSpec", "RunSpec", "ScheduleSpec", "VGG11Spec")},
-    "RunResult": "nnstudy.train.result",
-    "open_study": "nnstudy.study",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nnstudy' has no attribute {name!r}")
+# imported on first use (nnstudy/_lazy.py)
+__getattr__ = exports(__name__, {
+    ".spec": ["CNNSpec", "DataSpec", "EarlyStopSpec", "LinearSpec", "MLPSpec", "OptimSpec", "RunSpec", "ScheduleSpec",
+              "VGG11Spec"],
+    ".train.result": ["RunResult"],
+    ".study": ["open_study"],
+})
 
 
 def __dir__() -> list[str]:
@@ -85,6 +77,9 @@ class _Package(types.ModuleType):
 
     @property
     def train(self):
+        package = sys.modules.get("nnstudy.train")
+        if package is not None:  # its modules become the function's attributes (nnstudy.train.packed)
+            package.attach(_train_function)
         return _train_function
 
     @train.setter

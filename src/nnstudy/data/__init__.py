@@ -11,20 +11,34 @@ Environment: ``NNSTUDY_DATA`` (a folder to look in first), ``NNSTUDY_CACHE`` (th
 
 from __future__ import annotations
 
-from nnstudy.data._verify import Checksum
-from nnstudy.data.datasets import STANDARD_STATS, Splits, load
-from nnstudy.data.idx import read_idx
-from nnstudy.data.sources import (
-    DATASETS,
-    FILE_KEYS,
-    DataFile,
-    DatasetSource,
-    cache_dir,
-    fetch,
-    get_source,
-    info,
-    locate,
-)
+from typing import TYPE_CHECKING
+
+from nnstudy._lazy import exports
+
+if TYPE_CHECKING:
+    from nnstudy.data._verify import Checksum
+    from nnstudy.data.datasets import STANDARD_STATS, Splits, load
+    from nnstudy.data.idx import read_idx
+    from nnstudy.data.sources import (
+        DATASETS,
+        FILE_KEYS,
+        DataFile,
+        DatasetSource,
+        cache_dir,
+        fetch,
+        get_source,
+        info,
+        locate,
+    )
+
+# imported on first use (nnstudy/_lazy.py)
+__getattr__ = exports(__name__, {
+    "._verify": ["Checksum"],
+    ".datasets": ["STANDARD_STATS", "Splits", "load"],
+    ".idx": ["read_idx"],
+    ".sources": ["DATASETS", "FILE_KEYS", "DataFile", "DatasetSource", "cache_dir", "fetch", "get_source", "info",
+        "locate"],
+})
 
 __all__ = [
     "Checksum",

@@ -13,10 +13,12 @@ import gzip
 import math
 import zlib
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from nnstudy.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["read_idx", "is_gzip", "read_bytes"]
 
@@ -63,6 +65,8 @@ def read_idx(path: str | Path) -> torch.Tensor:
         DataError: naming the file and what is wrong: unreadable, bad gzip, bad magic, a type other
         than unsigned byte, a header that is cut short, or a size that does not match the dims.
     """
+    import torch
+
     p = Path(path)
     data = read_bytes(p)
     if len(data) < 4:

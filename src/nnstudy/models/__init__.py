@@ -9,30 +9,47 @@
 
 from __future__ import annotations
 
-from nnstudy.models._plan import VGG11_CONFIG, vgg11_channels
-from nnstudy.models.budget import (
-    DepthRange,
-    ShapeFit,
-    WidthFit,
-    budget_table,
-    depth_range,
-    parse_depths,
-    shape_widths,
-    width_for_budget,
-)
-from nnstudy.models.build import build_model, init_weights
-from nnstudy.models.params import (
-    TRAIN_FLOPS_FACTOR,
-    LayerInfo,
-    count_params,
-    forward_flops,
-    layers,
-    mlp_params,
-    mlp_params_of_widths,
-    train_flops,
-)
-from nnstudy.models.shapes import SHAPES, family_widths
-from nnstudy.models.summary import ModelSummary, format_shape, summary
+from typing import TYPE_CHECKING
+
+from nnstudy._lazy import exports
+
+if TYPE_CHECKING:
+    from nnstudy.models._plan import VGG11_CONFIG, vgg11_channels
+    from nnstudy.models.budget import (
+        DepthRange,
+        ShapeFit,
+        WidthFit,
+        budget_table,
+        depth_range,
+        parse_depths,
+        shape_widths,
+        width_for_budget,
+    )
+    from nnstudy.models.build import build_model, init_weights
+    from nnstudy.models.params import (
+        TRAIN_FLOPS_FACTOR,
+        LayerInfo,
+        count_params,
+        forward_flops,
+        layers,
+        mlp_params,
+        mlp_params_of_widths,
+        train_flops,
+    )
+    from nnstudy.models.shapes import SHAPES, family_widths
+    from nnstudy.models.summary import ModelSummary, format_shape, summary
+
+# imported on first use (nnstudy/_lazy.py)
+__getattr__ = exports(__name__, {
+    "._plan": ["VGG11_CONFIG", "vgg11_channels"],
+    ".budget": ["DepthRange", "ShapeFit", "WidthFit", "budget_table", "depth_range", "parse_depths",
+        "shape_widths", "width_for_budget"],
+    ".build": ["build_model", "init_weights"],
+    ".params": ["TRAIN_FLOPS_FACTOR", "LayerInfo", "count_params", "forward_flops", "layers", "mlp_params",
+        "mlp_params_of_widths", "train_flops"],
+    ".shapes": ["SHAPES", "family_widths"],
+    ".summary": ["ModelSummary", "format_shape", "summary"],
+})
 
 __all__ = [
     "SHAPES",

@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch is imported by the methods that build modules: counting needs no torch
+    from torch import nn
 
 Shape = tuple[int, ...]
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-}
+#: activation → its torch class in ``torch.nn``
+_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}
+
+
+def _nn():  # torch.nn, imported when a module is built
+    from torch import nn
+
+    return nn
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class Flatten(Op):
         return "Flatten"
 
     def module(self) -> nn.Module:
-        return nn.Flatten()
+        return _nn().Flatten()
 
     def out_shape(self, shape: Shape) -> Shape:
         return (math.prod(shape),)
@@ -104,7 +108,7 @@ class Dense(Op):
         return "Linear"
 
     def module(self) -> nn.Module:
-        return nn.Linear(self.n_in, self.n_out)
+        return _nn().Linear(self.n_in, self.n_out)
 
     def out_shape(self, shape: Shape) -> Shape:
         return (self.n_out,)
@@ -137,7 +141,7 @@ class Conv(Op):
         return "Conv2d"
 
     def module(self) -> nn.Module:
-        return nn.Conv2d(self.c_in, self.c_out, self.kernel, padding=self.padding)
+        return _nn().Conv2d(self.c_in, self.c_out, self.kernel, padding=self.padding)
 
     def out_shape(self, shape: Shape) -> Shape:
         _, h, w = shape
@@ -171,7 +175,7 @@ class BatchNorm(Op):
         return f"BatchNorm{self.dims}d"
 
     def module(self) -> nn.Module:
-        return nn.BatchNorm1d(self.features) if self.dims == 1 else nn.BatchNorm2d(self.features)
+        return _nn().BatchNorm1d(self.features) if self.dims == 1 else _nn().BatchNorm2d(self.features)
 
     def params(self) -> int:
         return 2 * self.features
@@ -189,10 +193,10 @@ class Activation(Op):
 
     @property
     def kind(self) -> str:
-        return _ACTIVATIONS[self.name].__name__
+        return _ACTIVATIONS[self.name]
 
     def module(self) -> nn.Module:
-        return _ACTIVATIONS[self.name]()
+        return getattr(_nn(), _ACTIVATIONS[self.name])()
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,7 @@ class Pool(Op):
         return "MaxPool2d" if self.how == "max" else "AvgPool2d"
 
     def module(self) -> nn.Module:
-        return nn.MaxPool2d(2) if self.how == "max" else nn.AvgPool2d(2)
+        return _nn().MaxPool2d(2) if self.how == "max" else _nn().AvgPool2d(2)
 
     def out_shape(self, shape: Shape) -> Shape:
         c, h, w = shape
@@ -233,4 +237,4 @@ class Dropout(Op):
         return "Dropout"
 
     def module(self) -> nn.Module:
-        return nn.Dropout(self.p)
+        return _nn().Dropout(self.p)

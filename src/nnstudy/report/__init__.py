@@ -11,6 +11,18 @@
 
 from __future__ import annotations
 
-from nnstudy.report.study_report import StudyReport, check_report_folder, write_report
+from typing import TYPE_CHECKING
+
+from nnstudy._lazy import exports
+
+if TYPE_CHECKING:
+    from nnstudy.report._files import check_report_folder
+    from nnstudy.report.study_report import StudyReport, write_report
+
+# imported on first use (nnstudy/_lazy.py)
+__getattr__ = exports(__name__, {
+    "._files": ["check_report_folder"],
+    ".study_report": ["StudyReport", "write_report"],
+})
 
 __all__ = ["StudyReport", "check_report_folder", "write_report"]

@@ -26,11 +26,16 @@ import re
 import stat
 from pathlib import Path
 
+from nnstudy._paths import check_folder
 from nnstudy.errors import PathError, os_error
 
 __all__ = ["MANIFEST", "ReportFiles"]
 
 MANIFEST = ".report-manifest.json"
+#: The report's documents, and every figure it can draw by file name (``figures/NAME.png``, ``.svg``):
+#: what ``nnstudy run`` checks, before training, that no file of someone else's stands in the way of.
+DOCUMENTS = ("report.html", "report.md")
+FIGURE_NAMES = ("curves", "scores", "by_keys", "isolation", "prob_better", "budget", "gallery", "confusion")
 #: Paths (relative to the report folder) a manifest may name; anything else in one is ignored.
 _OWNABLE = re.compile(r"^(report\.html|report\.md|index\.html|figures/[A-Za-z0-9_][A-Za-z0-9_.-]*\.(png|svg))$")
 
@@ -176,3 +181,13 @@ class ReportFiles:
             except OSError:
                 pass
             raise os_error(path, e) from None
+
+
+def check_report_folder(folder: str | Path, force: bool = False) -> None:
+    """Raise the ``PathError`` that writing a report into ``folder`` would raise, without computing or
+    writing anything: what ``nnstudy run`` checks before it trains."""
+    rels = [*DOCUMENTS, *(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in ("png", "svg"))]
+    ReportFiles(folder, force=force).check(rels)
+    check_folder(folder)
+    if Path(folder, "figures").is_dir():
+        check_folder(Path(folder, "figures"))

@@ -33,6 +33,7 @@ from nnstudy.analysis import A_BETTER, B_BETTER, VERDICT_RULE
 from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis.findings import split_keys
 from nnstudy.report import figures
+from nnstudy.report._files import FIGURE_NAMES
 from nnstudy.report.content import ArmAxis, Content
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
     "study_figures",
 ]
 
-#: Every figure a study report can draw, by file name (``figures/NAME.png``): what ``nnstudy run``
-#: checks, before training, that no file of someone else's stands in the way of.
-FIGURE_NAMES = ("curves", "scores", "by_keys", "isolation", "prob_better", "budget", "gallery", "confusion")
 CURVE_PANELS = (("train_loss", "val_loss"), ("train_accuracy", "val_accuracy"))
 
 

@@ -19,19 +19,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from nnstudy._paths import check_folder
 from nnstudy.analysis import Check, Finding
 from nnstudy.analysis.stats import N_BOOT
 from nnstudy.report import figures as _figures
 from nnstudy.report import render
-from nnstudy.report._files import ReportFiles
+from nnstudy.report._files import ReportFiles, check_report_folder
 from nnstudy.report.content import Content, gather
-from nnstudy.report.study_figures import FIGURE_NAMES, study_figures
+from nnstudy.report.study_figures import study_figures
 
 __all__ = ["StudyReport", "check_report_folder", "write_report"]
-
-DOCUMENTS = ("report.html", "report.md")
-
 
 class StudyReport:
     """The report of ``study`` (a ``nnstudy.study.Study``, e.g. from ``open_study``).
@@ -116,13 +112,3 @@ def write_report(study: Any, folder: str | Path | None = None, *, data_dir: str 
     """Compute ``study``'s report and write it into ``folder`` (default: the study folder); returns
     the path of report.html (``StudyReport.write``)."""
     return StudyReport(study, data_dir=data_dir).write(folder, force=force)
-
-
-def check_report_folder(folder: str | Path, force: bool = False) -> None:
-    """Raise the ``PathError`` that writing a report into ``folder`` would raise, without computing or
-    writing anything: what ``nnstudy run`` checks before it trains."""
-    rels = [*DOCUMENTS, *(f"figures/{n}.{fmt}" for n in FIGURE_NAMES for fmt in ("png", "svg"))]
-    ReportFiles(folder, force=force).check(rels)
-    check_folder(folder)
-    if Path(folder, "figures").is_dir():
-        check_folder(Path(folder, "figures"))
