@@ -2,15 +2,18 @@
 
 ``gather(study)`` reads the study (``Study.results()``, ``.curves()``, its stored records) and calls the
 analysis (``nnstudy.analysis``) for everything statistical: findings, checks, per-arm intervals,
-P(A>B), expected best score over trials. What it adds is bookkeeping the figures and tables need:
+P(A>B), expected best score over trials, the curve bands (``analysis.curves``), and for the best run's
+test predictions the study layer (``study.predictions``). What it adds is bookkeeping the figures and
+tables need:
 
 * ``bands``: learning curves of the completed final runs per arm and epoch: mean, min and max over
-  seeds (the figures' band is min–max, so every seed lies inside it).
+  seeds (the figures' band is min–max, so every seed lies inside it; ``analysis.curves``).
 * ``axis``: where each arm sits on an x axis: the value of the single scientific key where it is a
   number (log scale where the values span a factor of 10 or more, all positive), else one slot per arm.
 * ``predictions``: the best arm's best final run (by the study metric on validation; ties: lowest
   seed, the rule of ``Study.best_model``) evaluated on the test set, for the gallery and confusion
-  matrix. The test set chooses nothing here: the run's configuration was fixed before it was tested.
+  matrix (``study.predictions``). The test set chooses nothing: the run's configuration was fixed before
+  it was tested.
 * provenance: the study file as given, each arm's final RunSpec, versions, machine, compute and wall time.
 
 ``slice`` rows: where the study layer stores an untuned slice (every arm at the base nuisance values,
@@ -19,25 +22,21 @@ phase ``slice``), ``slice_summary`` holds its per-arm intervals for the isolatio
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from nnstudy import analysis
+from nnstudy import analysis, metrics
+from nnstudy.analysis.curves import curve_bands
 from nnstudy.analysis.stats import N_BOOT
 from nnstudy.errors import NnstudyError
+from nnstudy.study.predictions import Predictions, best_predictions
 from nnstudy.study.results import study_times
 
-__all__ = ["ArmAxis", "Content", "Predictions", "gather", "study_context"]
+__all__ = ["ArmAxis", "Content", "gather", "study_context"]
 
-#: Misclassified test images kept for the gallery: one row of the figure.
-GALLERY_SIZE = 12
-#: Curve columns summarized over seeds, in the figure's panel order.
-CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "test_loss", "test_accuracy")
 #: Environment keys in the order the report lists them.
 ENV_ORDER = ("nnstudy", "torch", "optuna", "python", "device", "gpu", "threads", "machine", "processor", "host")
 
@@ -51,23 +50,6 @@ class ArmAxis:
     ticks: dict[str, str]
     numeric: bool
     log: bool
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Test-set predictions of one final run. ``wrong_*``: the first misclassified test images (uint8
-    (k, 28, 28)), their predicted and true classes; ``counts``: (C, C) confusion, rows true class."""
-
-    arm: str
-    run: str
-    seed: int
-    n: int
-    accuracy: float
-    stored_accuracy: float
-    wrong_images: np.ndarray
-    wrong_predicted: np.ndarray
-    wrong_true: np.ndarray
-    counts: np.ndarray
 
 
 @dataclass
@@ -149,7 +131,7 @@ def study_context(spec: Any) -> analysis.StudyContext:
     base = {k: v for k, v in base.items() if not any(k == s or k.startswith(s + ".") for s in scientific)}
     return analysis.StudyContext(
         metric=spec.study.metric,
-        direction="max" if spec.study.maximize else "min",
+        direction=metrics.direction(spec.study.metric),
         scientific=spec.axes(),
         nuisance=nuisance,
         base=base,
@@ -183,28 +165,6 @@ def arm_axis(spec: Any) -> ArmAxis:
 # ------------------------------------------------------------------------------------------- tables
 
 
-def _finals(results: pd.DataFrame) -> pd.DataFrame:
-    return results[(results["phase"] == "final") & (results["status"] == "complete")]
-
-
-def curve_bands(results: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """Per arm, curve metric and epoch, over the completed final runs: ``mean``, ``low`` (min),
-    ``high`` (max) and ``n`` (seeds with that epoch). Arms in the order of ``results``."""
-    columns = ["arm", "metric", "epoch", "mean", "low", "high", "n"]
-    if curves.empty or results.empty:
-        return pd.DataFrame(columns=columns)
-    c = curves[curves["run"].isin(_finals(results)["run"])]
-    present = [m for m in CURVE_METRICS if m in c.columns and c[m].notna().any()]
-    if c.empty or not present:
-        return pd.DataFrame(columns=columns)
-    long = c.melt(id_vars=["arm", "epoch"], value_vars=present, var_name="metric").dropna(subset=["value"])
-    g = long.groupby(["arm", "metric", "epoch"], sort=False)["value"]
-    out = g.agg(mean="mean", low="min", high="max", n="count").reset_index()
-    order = {a: i for i, a in enumerate(pd.unique(results["arm"]))}
-    return out.sort_values(["arm", "metric", "epoch"], key=lambda s: s.map(order) if s.name == "arm" else s,
-                           kind="stable").reset_index(drop=True)[columns]
-
-
 def _slice_summary(results: pd.DataFrame, metric: str) -> pd.DataFrame | None:
     rows = results[results["phase"] == "slice"]
     if rows.empty:
@@ -218,45 +178,6 @@ def _tuned_key(ctx: analysis.StudyContext, results: pd.DataFrame) -> str | None:
         if kind != "choice" and key in results.columns:
             return key
     return None
-
-
-# -------------------------------------------------------------------------------------- predictions
-
-
-def best_predictions(study: Any, results: pd.DataFrame, records: Mapping[str, Any], arm: str,
-                     data_dir: str | None = None) -> Predictions:
-    """Evaluate ``arm``'s best final run (``Study.best_model``) on the test set of its data.
-
-    Raises NnstudyError (StoreError, DataError, SpecError) when the weights or the data cannot be had.
-    """
-    import torch
-
-    from nnstudy.data import load
-    from nnstudy.errors import StoreError
-    from nnstudy.spec import RunSpec
-
-    spec = study.spec
-    finals = _finals(results)
-    finals = finals[(finals["arm"] == arm) & finals[spec.study.metric].notna()]
-    if finals.empty:
-        raise StoreError(f"{study.folder}: arm {arm!r} has no complete final run")
-    sign = -1.0 if spec.study.maximize else 1.0
-    best = min(finals.to_dict("records"), key=lambda r: (sign * r[spec.study.metric], r["seed"]))
-    run = RunSpec.model_validate(records[best["run"]].spec)
-    model = study.best_model(arm)
-    data = load(run.data, data_dir=data_dir)
-    with torch.no_grad():
-        x = data.test_x.cpu()
-        pred = torch.cat([model(x[i : i + 2000]).argmax(1) for i in range(0, len(x), 2000)]).numpy()
-    true = data.test_y.cpu().numpy()
-    k = data.num_classes
-    counts = np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
-    wrong = np.flatnonzero(pred != true)[:GALLERY_SIZE]
-    images = data.images("test")[torch.as_tensor(wrong, dtype=torch.long)].numpy()
-    return Predictions(arm=arm, run=best["run"], seed=int(best["seed"]), n=len(true),
-                       accuracy=float((pred == true).mean()),
-                       stored_accuracy=float(best.get("test_accuracy", math.nan)), wrong_images=images,
-                       wrong_predicted=pred[wrong], wrong_true=true[wrong], counts=counts)
 
 
 # --------------------------------------------------------------------------------------- provenance

@@ -45,6 +45,7 @@ from typing import Any
 
 import pandas as pd
 
+from nnstudy import metrics
 from nnstudy.analysis import formatting as fmt
 from nnstudy.analysis import stats, tabular
 from nnstudy.errors import NnstudyError, SpecError
@@ -253,7 +254,8 @@ def row(c: Claim, runs: Path, studies: Path | None) -> Row:
     results = every = study.results()
     if c.phase == "slice":  # the untuned slice's runs (the base nuisance values, the final seeds), read as finals
         results = results[results["phase"] == "slice"].assign(phase="final") if len(results) else results
-    metric, better = study.spec.study.metric, "max" if study.spec.study.maximize else "min"
+    metric = study.spec.study.metric
+    better = metrics.direction(metric)
     arm = stats.rank_arms(results, metric, better)[0][0] if c.arm == "best" and len(results) else c.arm
     arm_known = arm in set(tabular.arms(results)) if len(results) else False
     value = _score(tabular.seed_values(results, c.metric, arm), c.metric) if arm_known else "no such arm"
