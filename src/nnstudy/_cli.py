@@ -1,5 +1,6 @@
-"""The ``nnstudy`` command's plumbing: its help text, its tables, its report step (``cli.py`` is the
-commands). Imports nothing heavy: ``nnstudy --help`` loads this module too."""
+"""The ``nnstudy`` command's plumbing: the app and its consoles, its help text, its tables, its report
+step (``cli.py`` and ``cli_study.py`` are the commands). Imports nothing heavy: ``nnstudy --help`` loads
+this module too."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import typer.core
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["App", "Command", "Group", "flag_help", "frame_table", "print_table", "results_table", "write_report"]
+__all__ = ["DATA_DIR_HELP", "App", "Command", "Group", "app", "console", "data_app", "err_console", "flag_help",
+           "frame_table", "print_table", "results_table", "write_report"]
 
 
 class _Help:
@@ -50,6 +52,27 @@ class App(typer.Typer):
 
     def command(self, *args, cls=None, **kwargs):
         return super().command(*args, cls=cls or Command, **kwargs)
+
+
+#: The command and its ``data`` group (``cli.py`` and ``cli_study.py`` register their commands on them),
+#: and where they print.
+console = Console()
+err_console = Console(stderr=True)
+
+
+app = App(
+    name="nnstudy",
+    cls=Group,
+    help="Neural-network studies on MNIST-family data: train runs, run studies, read their reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+data_app = App(cls=Group, help="Datasets: fetch them, see where they are.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+DATA_DIR_HELP = "folder with the dataset files (default: $NNSTUDY_DATA, the cache, then download)"
 
 
 def print_table(console: Console, table: Table) -> None:
