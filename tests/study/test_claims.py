@@ -36,6 +36,46 @@ def _claimer(url: str, start: float, out) -> None:
     out.put(won)
 
 
+def _results(out, procs) -> list:
+    """One result from each process; a process that died without one fails the test at once (its
+    traceback is in the captured stderr), not after a long wait."""
+    import queue
+
+    got: list = []
+    deadline = time.monotonic() + 600  # a hang guard only
+    while len(got) < len(procs):
+        try:
+            got.append(out.get(timeout=0.5))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            assert not dead and time.monotonic() < deadline, f"a process ended with {dead}, before its result"
+    return got
+
+
+def test_a_worker_that_loses_the_race_to_create_one_claims_table_creates_the_other(store_url):
+    # the race, made to happen every time: just before this worker creates the workers table, another
+    # worker creates it (and has not created the claims table yet); the loser used to give up
+    import sqlalchemy as sa
+
+    from nnstudy.study._claims import CLAIMS, WORKERS, create_tables, has_tables
+
+    engine, other = Store(store_url, create=True).engine, sa.create_engine(store_url)
+    fired: list[bool] = []
+
+    def the_other_worker_first(table, connection, **kw) -> None:
+        if not fired:
+            fired.append(True)
+            table.create(other)
+
+    sa.event.listen(WORKERS, "before_create", the_other_worker_first)
+    try:
+        create_tables(engine)
+    finally:
+        sa.event.remove(WORKERS, "before_create", the_other_worker_first)
+        other.dispose()
+    assert fired and has_tables(engine) and sa.inspect(engine).has_table(CLAIMS.name)
+
+
 def test_of_four_workers_claiming_the_same_runs_at_once_exactly_one_wins_each(store_url):
     Store(store_url, create=True)  # tables exist before the race (creating them is not what is tested)
     ctx = mp.get_context("spawn")
@@ -44,7 +84,7 @@ def test_of_four_workers_claiming_the_same_runs_at_once_exactly_one_wins_each(st
     procs = [ctx.Process(target=_claimer, args=(store_url, start, out)) for _ in range(4)]
     for p in procs:
         p.start()
-    wins = [out.get(timeout=600) for _ in procs]
+    wins = _results(out, procs)
     for p in procs:
         p.join(timeout=600)
     assert all(p.exitcode == 0 for p in procs)

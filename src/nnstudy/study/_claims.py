@@ -93,13 +93,17 @@ def _insert_new(engine: sa.Engine, table: sa.Table) -> Any:
 
 
 def create_tables(engine: sa.Engine) -> None:
-    """The two tables, where missing. Two workers creating them at the same moment: the loser's
-    error is ignored when the tables are there afterwards."""
-    try:
-        _meta.create_all(engine, checkfirst=True)
-    except sa.exc.DatabaseError:
-        if not all(sa.inspect(engine).has_table(t.name) for t in (WORKERS, CLAIMS)):
-            raise
+    """The two tables, where missing. Workers creating them at the same moment: the loser of a race
+    on one table tries again (the winner may not have created the other one yet), until both exist."""
+    for attempt in range(5):
+        try:
+            _meta.create_all(engine, checkfirst=True)
+            return
+        except sa.exc.DatabaseError:
+            if has_tables(engine):
+                return
+            if attempt == 4:
+                raise
 
 
 def has_tables(engine: sa.Engine) -> bool:
