@@ -7,6 +7,35 @@ from pathlib import Path
 
 import pytest
 
+_DESELECTED = pytest.StashKey[dict]()
+
+
+def _deselected(config) -> dict:
+    """``{"acceptance": n, "other": n}``: the tests deselected by -m/-k, as this process counted them
+    or, under pytest-xdist, as the workers did (each worker collects every test; the first one's)."""
+    return config.stash.setdefault(_DESELECTED, {})
+
+
+def pytest_deselected(items):
+    if items:
+        counts = _deselected(items[0].config)
+        for item in items:
+            kind = "acceptance" if item.get_closest_marker("acceptance") else "other"
+            counts[kind] = counts.get(kind, 0) + 1
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)  # an xdist worker: tell the controller
+    if workeroutput is not None:
+        workeroutput["nnstudy_deselected"] = dict(_deselected(session.config))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):  # the xdist controller hears a worker's counts
+    counts = getattr(node, "workeroutput", {}).get("nnstudy_deselected")
+    if counts is not None and not _deselected(node.config):
+        _deselected(node.config).update(counts)
+
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -14,13 +43,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     installs it, so that a machine without PostgreSQL or Chromium cannot pass while testing less unseen."""
     yield
     lines = [f"skipped: {n} test{'s' * (n > 1)}: {reason}" for reason, n in skipped_groups(terminalreporter)]
-    deselected = terminalreporter.stats.get("deselected", [])
-    acceptance = sum(1 for item in deselected if item.get_closest_marker("acceptance"))
+    counts = _deselected(config)
+    acceptance, other = counts.get("acceptance", 0), counts.get("other", 0)
     if acceptance:
         lines.append(f"not run: {acceptance} acceptance test{'s' * (acceptance > 1)} "
                      "(minutes each on all of MNIST; run them with: python -m pytest -m acceptance)")
-    if len(deselected) > acceptance:
-        lines.append(f"not run: {len(deselected) - acceptance} tests deselected by -k/-m")
+    if other:
+        lines.append(f"not run: {other} test{'s' * (other > 1)} deselected by -k/-m")
     if lines:
         terminalreporter.write_sep("-", "tests that did not run")
         for line in lines:

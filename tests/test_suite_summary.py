@@ -1,0 +1,25 @@
+"""The test run's last lines say what did not run: the acceptance group (left out of the default run)
+and tests deselected by -k, in one process and under pytest-xdist alike (its workers collect and
+deselect; the controller prints). Skipped groups (no PostgreSQL, no Chromium) print their reason the
+same way (``tests/conftest.py``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.parametrize("workers", [["-n", "0"], ["-n", "2"]], ids=["one process", "xdist"])
+def test_the_summary_names_the_acceptance_tests_and_the_deselected_ones(workers):
+    p = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e/test_train_cli.py", "-k", "missing_folder",
+                        "-p", "no:cacheprovider", *workers], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    tail = p.stdout[p.stdout.index("tests that did not run"):]
+    assert "not run: 3 acceptance tests (minutes each on all of MNIST; run them with: python -m pytest " \
+           "-m acceptance)" in tail, tail
+    assert "tests deselected by -k/-m" in tail and "1 passed" in p.stdout, tail
