@@ -12,6 +12,8 @@ import typer.core
 from rich.console import Console
 from rich.table import Table
 
+from nnstudy import metrics
+
 __all__ = ["DATA_DIR_HELP", "App", "Command", "Group", "app", "console", "data_app", "err_console", "flag_help",
            "frame_table", "print_table", "results_table", "write_report"]
 
@@ -91,7 +93,7 @@ def frame_table(frame, title: str) -> Table:
         cells = []
         for c, v in zip(frame.columns, row, strict=True):
             if isinstance(v, float):
-                v = "" if math.isnan(v) else f"{100 * v:.2f}%" if str(c).endswith("accuracy") else f"{v:.4g}"
+                v = "" if math.isnan(v) else f"{100 * v:.2f}%" if metrics.is_accuracy(str(c)) else f"{v:.4g}"
             cells.append("" if v is None else str(v))
         table.add_row(*cells)
     return table
@@ -104,7 +106,7 @@ def results_table(result) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in result.metrics.items():
-        shown = f"{100 * v:.2f}%" if k.endswith("accuracy") else f"{v:.4f}"
+        shown = f"{100 * v:.2f}%" if metrics.is_accuracy(k) else f"{v:.4f}"
         table.add_row(k, shown)
     table.add_row("epochs", f"{len(result.history)}" + (" (early stop)" if result.early_stopped else ""))
     table.add_row("parameters", f"{result.params:,}")

@@ -12,12 +12,14 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from nnstudy import metrics
+
 NA = "n/a"
 
 
 def is_accuracy(metric: str) -> bool:
-    """True for metrics stored as a fraction in [0, 1] and shown as a percent."""
-    return "accuracy" in metric
+    """True for metrics stored as a fraction in [0, 1] and shown as a percent (``nnstudy.metrics``)."""
+    return metrics.is_accuracy(metric)
 
 
 def _finite(x: Any) -> bool:

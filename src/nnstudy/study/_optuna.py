@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["quiet_optuna"]
+__all__ = ["quiet_optuna", "study_direction"]
 
 
 @contextlib.contextmanager
@@ -25,3 +26,12 @@ def quiet_optuna() -> Iterator[None]:
             yield
     finally:
         optuna.logging.set_verbosity(level)
+
+
+def study_direction(maximize: bool) -> Any:
+    """Optuna's ``StudyDirection`` for a study whose metric is better larger (``maximize``, from
+    ``nnstudy.metrics.maximize`` via ``StudySection.maximize``) or smaller."""
+    import optuna
+
+    d = optuna.study.StudyDirection
+    return d.MAXIMIZE if maximize else d.MINIMIZE

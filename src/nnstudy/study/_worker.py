@@ -60,12 +60,12 @@ class _Pruner:
     def __init__(self, ctx: dict[str, Any]):
         import optuna
 
-        from nnstudy.study._optuna import quiet_optuna
+        from nnstudy.study._optuna import quiet_optuna, study_direction
 
         pruner = {"median": optuna.pruners.MedianPruner, "asha": optuna.pruners.SuccessiveHalvingPruner}[ctx["pruner"]]
         self.metric = ctx["metric"]
         with quiet_optuna():
-            self.study = optuna.create_study(direction="maximize" if ctx["maximize"] else "minimize",
+            self.study = optuna.create_study(direction=study_direction(ctx["maximize"]),
                                              pruner=pruner(), sampler=optuna.samplers.RandomSampler(seed=0))
             self.study.add_trials(ctx["trials"])
             self.trial = self.study.ask()

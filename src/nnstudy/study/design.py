@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 from optuna.samplers import GridSampler
 
 from nnstudy.spec import RunSpec
-from nnstudy.study._optuna import quiet_optuna
+from nnstudy.study._optuna import quiet_optuna, study_direction
 from nnstudy.study.file import Arm, Choice, IntRange, LogRange, NuisanceSpec, StudySpec
 
 __all__ = ["ArmPlan", "Outcome", "PlannedRun", "Tuner", "check_design", "plan_arms", "worst_value"]
@@ -134,7 +134,7 @@ class Tuner:
         seed = int.from_bytes(digest[:4], "big") % (2**31)
         self.dists = distributions(self.nuisance)
         with quiet_optuna():
-            self.study = optuna.create_study(direction="maximize" if self.maximize else "minimize",
+            self.study = optuna.create_study(direction=study_direction(self.maximize),
                                              sampler=self._sampler(seed))
         self.asked = 0
         self._open: list[Any] = []  # the asked, not yet told trials of the current round

@@ -41,7 +41,7 @@ from typing import Any
 
 from nnstudy.errors import StoreError
 from nnstudy.study._db_errors import original_text, store_error
-from nnstudy.study._optuna import quiet_optuna
+from nnstudy.study._optuna import quiet_optuna, study_direction
 from nnstudy.study._urls import db_timeout, engine_url, redact, scrub, trouble, without_password
 from nnstudy.study.record import Record, json_safe
 
@@ -187,10 +187,9 @@ class Store:
                 except KeyError:
                     if not create:
                         return None
-                    d = optuna.study.StudyDirection
                     try:
                         self._ids[name] = self._call(lambda: self.storage.create_new_study(
-                            [d.MAXIMIZE if maximize else d.MINIMIZE], name))
+                            [study_direction(maximize)], name))
                     except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
                         self._ids[name] = self._call(lambda: self.storage.get_study_id_from_name(name))
         return self._ids[name]
