@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from nnstudy.analysis import arm_summary
-from nnstudy.report import figures
 from nnstudy.analysis.curves import curve_bands
+from nnstudy.report import figures
 from nnstudy.report.content import arm_axis, study_context
 from nnstudy.report.study_figures import arm_colors, curves_by_arm, isolation
 
