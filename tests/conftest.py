@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist: the workers share the machine's cores, so each worker's torch, and every nnstudy
+# process a test starts, gets its share of threads rather than all of them (two two-thread processes
+# on two cores wait at each other's OpenMP barriers: the suite took longer with more workers). A
+# value the user set is kept.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+
 _DESELECTED = pytest.StashKey[dict]()
 
 
