@@ -15,6 +15,11 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
 
+# The README's test command gives NNSTUDY_DATA relative to the repository root; the nnstudy
+# processes the tests start run in temporary folders, so they get the same folder as an absolute path.
+if os.environ.get("NNSTUDY_DATA"):
+    os.environ["NNSTUDY_DATA"] = os.path.abspath(os.environ["NNSTUDY_DATA"])
+
 _DESELECTED = pytest.StashKey[dict]()
 
 
