@@ -22,7 +22,9 @@ from nnstudy.study.results import TIMING_COLUMNS
 pytestmark = pytest.mark.slow
 
 #: 2 arms × (4 tuning trials in rounds of 2 + 2 seeds) = 12 runs of a few tenths of a second each:
-#: long enough to be killed in the middle, short enough to run four times.
+#: long enough to be killed in the middle, short enough to run four times. Runs here pass --no-report
+#: (their tests compare tables and stores; the report costs more than the training), except the rerun
+#: and the quickstart, which write it as a user's command does.
 STUDY = TINY.replace("per_class = 20", "per_class = 50").replace("epochs = 1", "epochs = 2") + """
 [scientific]
 "model.activation" = ["relu", "tanh"]
@@ -106,7 +108,7 @@ def reference(tmp_path_factory, cli):
     root = tmp_path_factory.mktemp("reference")
     path = root / "study.toml"
     path.write_text(STUDY)
-    p = cli("run", str(path), "--dir", "ref", "--workers", "1", "--quiet", cwd=root)
+    p = cli("run", str(path), "--dir", "ref", "--workers", "1", "--quiet", "--no-report", cwd=root)
     assert p.returncode == 0, p.stderr
     return path, root / "ref", p.stdout
 
@@ -128,7 +130,7 @@ def test_rerun_trains_nothing_and_prints_the_same_table(reference, cli):
 
 def test_two_workers_give_the_same_numbers_as_one(reference, cli, tmp_path):
     path, folder, out = reference
-    p = cli("run", str(path), "--dir", str(tmp_path / "w2"), "--workers", "2", "--quiet", cwd=tmp_path)
+    p = cli("run", str(path), "--dir", str(tmp_path / "w2"), "--workers", "2", "--quiet", "--no-report", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert table(p.stdout) == table(out)
     assert final_table(tmp_path / "w2").equals(final_table(folder))
@@ -140,7 +142,7 @@ def test_kill_9_at_a_random_run_then_resume_equals_the_uninterrupted_study(refer
     rng = random.Random(seed)
     k = rng.randint(1, TOTAL // 3)
     folder = tmp_path / "killed"
-    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", cwd=tmp_path)
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--quiet", "--no-report", cwd=tmp_path)
     while stored_runs(folder) < k:  # no deadline: a slow machine waits longer (pytest-timeout guards hangs)
         assert proc.poll() is None, f"the runner ended before run {k} (seed {seed}): {proc.communicate()}"
         time.sleep(0.01)
@@ -157,7 +159,7 @@ def test_kill_9_at_a_random_run_then_resume_equals_the_uninterrupted_study(refer
         time.sleep(0.05)
     assert workers and not any(alive(w) for w in workers)
 
-    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", "--no-report", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert f"{TOTAL - stored} trained now" in p.stdout, (seed, stored, p.stdout)
     frame = final_table(folder)
@@ -172,7 +174,7 @@ def test_a_runner_sigkilled_mid_run_on_sqlite_has_its_runs_retried_by_the_next_r
     the table equals the uninterrupted one."""
     path, ref_folder, _ = reference
     folder = tmp_path / "killed-alone"
-    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", "--no-report", cwd=tmp_path)
     in_flight: list[str] = []
     while not in_flight:  # a run claimed and training, after at least two are stored
         assert proc.poll() is None, proc.communicate()
@@ -189,7 +191,7 @@ def test_a_runner_sigkilled_mid_run_on_sqlite_has_its_runs_retried_by_the_next_r
     with sqlite3.connect(folder / "study.db") as db:  # what the dead runner held: claimed, never stored
         killed = [r for (r,) in db.execute("select run from nnstudy_claims where state = 'running'")]
     assert killed, "the kill fell between two runs: nothing in flight to retry"
-    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", "--no-report", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert f"{TOTAL - stored} trained now" in p.stdout and "0 failed" in p.stdout
     assert final_table(folder).equals(final_table(ref_folder))
@@ -236,7 +238,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_the_same_command_resumes(referen
     assert proc.returncode == 130, err
     assert f"interrupted: {stored} of {TOTAL} runs stored" in out and "run the same command again" in out
     assert len(open_study(folder).results()) == stored == len(pd.read_csv(folder / "results.csv"))
-    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", cwd=tmp_path)
+    p = cli("run", str(path), "--dir", str(folder), "--workers", "1", "--quiet", "--no-report", cwd=tmp_path)
     assert p.returncode == 0 and f"{TOTAL - stored} trained now" in p.stdout
     assert final_table(folder).equals(final_table(ref_folder))
 
@@ -258,7 +260,7 @@ def run_killing_a_worker(cli, path: Path, tmp_path: Path, name: str, *args: str,
     Returns (folder, stdout) of the first attempt whose kill took a run with it."""
     for attempt in range(tries):
         folder = tmp_path / f"{name}-{attempt}"
-        proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", *args, cwd=tmp_path)
+        proc = cli.popen("run", str(path), "--dir", str(folder), "--workers", "2", "--no-report", *args, cwd=tmp_path)
         kill_a_training_worker(proc, folder)
         out, err = proc.communicate()
         assert proc.returncode == 0, err

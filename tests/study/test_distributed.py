@@ -287,6 +287,21 @@ def test_wrong_url_wrong_password_unknown_study_one_line_exit_2_nothing_created_
     assert "holds no study named 'nope'; studies there: many" in err
 
 
+def test_an_unreachable_store_is_said_before_the_data_is_loaded(cli, study_file, tmp_path):
+    """`nnstudy run --storage URL` asks the server first: with the data missing too, the answer is
+    the store's (in about a second, not after torch and the data load), and no folder is created."""
+    path = study_file(STUDY)
+    cli_env = cli.env
+    try:
+        cli.env = {**cli_env, "NNSTUDY_DATA": str(tmp_path / "no-data-here")}
+        err = one_line(cli("run", str(path), "--storage", "postgresql://nnstudy@127.0.0.1:1/x", "--quiet",
+                           cwd=tmp_path))
+    finally:
+        cli.env = cli_env
+    assert "127.0.0.1:1" in err and "no-data-here" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_password_is_never_printed_and_the_folder_remembers_the_url_without_it(cli, postgres, study_file, tmp_path):
     path = study_file(STUDY.replace("trials = 12", "trials = 4").replace('"relu", "tanh", "sigmoid"', '"relu"'))
     url = postgres.new_database().replace("nnstudy@", f"secret_user:{postgres.SECRET}@")

@@ -103,7 +103,8 @@ def run_study(
     again. ``lines``: one line per finished run even on a terminal (``nnstudy worker``).
 
     Raises:
-        DataError, SpecError: the data cannot be loaded (nothing is written).
+        DataError, SpecError: the data cannot be loaded (no folder is written; a store at a URL
+            that answered may have got Optuna's empty tables).
         StoreError: the database cannot be used (nothing is created), another runner holds the
             folder of a SQLite study, or workers are running the study with a different file.
         KeyboardInterrupt: after stopping cleanly; the same call resumes.
@@ -114,14 +115,16 @@ def run_study(
     data_dir = str(data_dir) if data_dir else None
     if workers is not None and workers < 1:
         raise SpecError(f"--workers {workers}: must be at least 1")
+    check_folder(folder, "the study folder")  # a file there, or no permission: one line, nothing written
+    url = storage or default_url(folder)
+    shared = not url.startswith("sqlite")
+    # a store at a URL answers first (a wrong URL or password is said in a second, before torch and
+    # the data load), and before any folder is created
+    store = Store(url, create=True) if storage else None
     workers = workers or default_workers(spec)
     if workers > 1:
         Pool.start_server()  # its imports overlap the data loading and the store replay below
-    check_folder(folder, "the study folder")  # a file there, or no permission: one line, nothing written
     n_train = _preload(spec, data_dir)
-    url = storage or default_url(folder)
-    shared = not url.startswith("sqlite")
-    store = Store(url, create=True) if storage else None  # a server answers before anything is created
     created, had_db = not folder.exists(), (folder / "study.db").exists()
     with path_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
