@@ -42,3 +42,15 @@ def test_tiny_benchmark_writes_every_workload(tmp_path, mnist_dir):
     rows = [line for line in table.stdout.splitlines() if line.startswith("| W")]
     assert len(rows) == sum(len(w["variants"]) for w in doc["workloads"])
     assert any(line.startswith("| W2 | nnstudy packed") and "one by one" in line for line in rows)
+
+
+def test_the_cnn_packing_formulations_compute_the_lanes_own_outputs_and_are_timed():
+    """benchmarks/cnn_packing.py (docs/trainer.md's W5 formulations), at a size that takes a second:
+    its packed programs equal the lanes alone, and every formulation gets a time."""
+    proc = subprocess.run([sys.executable, str(SCRIPT.with_name("cnn_packing.py")), "--lanes", "3", "--batch", "4",
+                           "--steps", "1", "--threads", "1"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    gaps = proc.stdout.split("relative to their largest output: ")[1].splitlines()[0]
+    assert all(float(part.split()[1]) < 1e-5 for part in gaps.split(", ")), gaps
+    rows = [line.split() for line in proc.stdout.splitlines() if line.endswith("x") and "ms/step" not in line]
+    assert len(rows) == 5 and all(float(r[-3]) > 0 for r in rows), proc.stdout
