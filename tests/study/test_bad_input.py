@@ -222,3 +222,19 @@ def test_an_unreachable_database_server_says_so(tmp_path, capsys):
     code, _, err = _cli(capsys, "status", tmp_path, "--storage", "postgresql+psycopg://nobody@127.0.0.1:9/x")
     _refused(code, err, "127.0.0.1:9/x: cannot use the study database: the database server is unreachable: ",
              "Connection refused")
+
+
+def test_missing_data_with_a_sqlite_storage_url_creates_no_database_file(tmp_path, capsys, monkeypatch):
+    """`--storage sqlite:///FILE` is the user's file: a study whose data cannot be found leaves no
+    empty database there (only a database server is asked before the data loads)."""
+    study = tmp_path / "study.toml"
+    study.write_text(GRID)
+    (tmp_path / "empty").mkdir()
+    for name, value in (("NNSTUDY_DATA", tmp_path / "empty"), ("NNSTUDY_CACHE", tmp_path / "empty"),
+                        ("NNSTUDY_MIRRORS", "http://127.0.0.1:9/"), ("NNSTUDY_NPM", "")):
+        monkeypatch.setenv(name, str(value))
+    url = f"sqlite:///{tmp_path / 'mine.db'}"
+    code, _, err = _cli(capsys, "run", study, "--dir", tmp_path / "out", "--storage", url)
+    _refused(code, err, "cannot find")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "study.toml"]
+    assert not any((tmp_path / "empty").iterdir())

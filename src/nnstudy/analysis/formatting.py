@@ -12,14 +12,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from nnstudy import metrics
+from nnstudy.metrics import is_accuracy  # noqa: F401 (fmt.is_accuracy: the formatters' rule, used beside them)
 
 NA = "n/a"
-
-
-def is_accuracy(metric: str) -> bool:
-    """True for metrics stored as a fraction in [0, 1] and shown as a percent (``nnstudy.metrics``)."""
-    return metrics.is_accuracy(metric)
 
 
 def _finite(x: Any) -> bool:

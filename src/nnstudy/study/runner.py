@@ -103,8 +103,8 @@ def run_study(
     again. ``lines``: one line per finished run even on a terminal (``nnstudy worker``).
 
     Raises:
-        DataError, SpecError: the data cannot be loaded (no folder is written; a store at a URL
-            that answered may have got Optuna's empty tables).
+        DataError, SpecError: the data cannot be loaded (nothing is written, but for Optuna's empty
+            tables in a database server that answered).
         StoreError: the database cannot be used (nothing is created), another runner holds the
             folder of a SQLite study, or workers are running the study with a different file.
         KeyboardInterrupt: after stopping cleanly; the same call resumes.
@@ -118,9 +118,9 @@ def run_study(
     check_folder(folder, "the study folder")  # a file there, or no permission: one line, nothing written
     url = storage or default_url(folder)
     shared = not url.startswith("sqlite")
-    # a store at a URL answers first (a wrong URL or password is said in a second, before torch and
-    # the data load), and before any folder is created
-    store = Store(url, create=True) if storage else None
+    # a database server answers first (a wrong URL or password is said in a second, before torch and
+    # the data load), and before any folder is created; a SQLite file is created only once the data loads
+    store = Store(url, create=True) if shared else None
     workers = workers or default_workers(spec)
     if workers > 1:
         Pool.start_server()  # its imports overlap the data loading and the store replay below
