@@ -66,6 +66,9 @@ def test_a_mistake_is_answered_without_the_heavy_libraries(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[study]\nname = "x"\nbogus = 1\n', encoding="utf-8")
     for args, code in ([["run", str(bad)], 2], [["status", str(tmp_path / "nowhere")], 2],
+                       [["train", "--lr", "-0.1", "--out", str(tmp_path / "t")], 2],
+                       [["train", "--set", "optimizer.lrate=0.1", "--out", str(tmp_path / "t")], 2],
+                       [["summary", "--hidden", "-3"], 2],
                        [["params", "--model", "mlp", "--hidden", "100"], 0]):
         r = probe(*args)
         assert r["code"] in ((code,) if code else (0, None)) and r["heavy"] == [], (args, r)

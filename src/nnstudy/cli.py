@@ -108,15 +108,19 @@ def train_command(
     --epochs 10 --test --out runs/mlp300
     """
     from nnstudy._paths import check_folder
+
+    spec = spec_from_flags(config, sets, flags)  # a mistake in the flags: said before torch is imported
+    out = out or Path("runs") / "train" / spec.identity()
+    check_folder(out, "--out")  # a file there, or no permission: said now, not after training
+    from nnstudy.data.sources import locate
+
+    locate(spec.data.dataset, str(data_dir) if data_dir else None)  # missing data: said before torch loads
     from nnstudy.data import load
     from nnstudy.errors import path_errors
     from nnstudy.progress import TrainProgress
     from nnstudy.report.run import write_run_folder
     from nnstudy.train import train
 
-    spec = spec_from_flags(config, sets, flags)
-    out = out or Path("runs") / "train" / spec.identity()
-    check_folder(out, "--out")  # a file there, or no permission: said now, not after training
     data = load(spec.data, data_dir=str(data_dir) if data_dir else None)  # fails before anything is written
     with TrainProgress(spec, quiet=quiet, console=console) as progress:
         result = train(spec, data, callback=progress.chain())
@@ -142,9 +146,9 @@ def summary_command(
 
     Example: nnstudy summary --model mlp --hidden 300
     """
+    spec = spec_from_flags(config, sets, flags)  # a mistake in the flags: said before torch is imported
     from nnstudy.models import summary
 
-    spec = spec_from_flags(config, sets, flags)
     s = summary(spec.model)
     console.print(s.to_rich())
 

@@ -42,12 +42,13 @@ def test_corrupt_download_names_the_mirror_and_the_checksum(serve, mnist_gz, mon
 def test_every_place_tried_is_listed(serve, monkeypatch, tmp_path, unreachable_url):
     empty, down = serve({}), unreachable_url
     monkeypatch.setenv("NNSTUDY_MIRRORS", f"{empty.url},{down}")
+    (tmp_path / "mine").mkdir()
     with pytest.raises(DataError) as err:
         locate("mnist", tmp_path / "mine")
     msg = str(err.value)
     assert msg.startswith("mnist: cannot find train-images-idx3-ubyte, train-labels-idx1-ubyte, ")
     for part in (
-        f"folder {tmp_path / 'mine'}: does not exist",
+        f"folder {tmp_path / 'mine'}: 0 of the 4 files in {tmp_path / 'mine'}",
         f"cache {tmp_path / 'cache' / 'mnist'}: 0 of the 4 files",
         f"mirror {empty.url}: HTTP 404 Not Found (all 4 files)",
         f"mirror {down}: unreachable",

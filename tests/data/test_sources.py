@@ -133,6 +133,7 @@ def test_verification_is_cached_per_file_version(mnist_raw, tmp_path):
 
 def test_cache_is_the_second_source(mnist_dir, tmp_path):
     cache = copy_files(mnist_dir, tmp_path / "cache" / "mnist", suffix=".gz")
+    (tmp_path / "empty").mkdir()
     paths = locate("mnist", tmp_path / "empty", download=False)
     assert {p.parent for p in paths.values()} == {cache}
 
@@ -148,11 +149,12 @@ def test_cache_dir_follows_xdg_when_nnstudy_cache_is_unset(monkeypatch, tmp_path
 
 
 def test_not_found_without_download_lists_places_and_how_to_supply(tmp_path):
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(DataError) as err:
         locate("mnist", tmp_path / "nothing", download=False)
     msg = str(err.value)
     assert "\n" not in msg
-    for part in (f"folder {tmp_path / 'nothing'}: does not exist", f"cache {tmp_path / 'cache' / 'mnist'}",
+    for part in (f"folder {tmp_path / 'nothing'}: 0 of the 4 files", f"cache {tmp_path / 'cache' / 'mnist'}",
                  "download=False", "nnstudy data fetch mnist", "--data-dir DIR", "NNSTUDY_DATA"):
         assert part in msg
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+QUICKSTART = Path(__file__).parents[2] / "studies" / "quickstart.toml"
+
 
 def nnstudy(*args: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
     """``python -m nnstudy ARGS`` in a subprocess; no wall-clock limit (pytest-timeout guards hangs)."""
@@ -105,21 +107,35 @@ def test_unknown_key_says_what_it_is_close_to(tmp_path, mnist_dir):
     assert p.returncode == 2 and p.stderr.strip().endswith("unknown key; did you mean optimizer.momentum?"), p.stderr
 
 
-def test_nnstudy_data_naming_a_missing_folder_is_an_error_that_says_so(tmp_path, mnist_dir):
-    """Not a silent fall back to the cache (which here holds MNIST, so the old behaviour trains)."""
+@pytest.mark.parametrize("how", ["NNSTUDY_DATA", "--data-dir"])
+@pytest.mark.parametrize("command", ["train", "run", "data info"])
+def test_a_data_folder_that_does_not_exist_is_an_error_that_says_so(tmp_path, mnist_dir, how, command):
+    """Not a silent fall back to the cache (which here holds MNIST, so the old behaviour trains), and
+    said before torch is imported (in well under the seconds a data load takes)."""
     cache = tmp_path / "cache" / "mnist"
     cache.mkdir(parents=True)
     for f in mnist_dir.iterdir():
         (cache / f.name).write_bytes(f.read_bytes())
     missing = tmp_path / "no-such-folder"
-    p = subprocess.run([sys.executable, "-m", "nnstudy", "train", "--epochs", "1", "--out", str(tmp_path / "run")],
-                       cwd=tmp_path, text=True, capture_output=True,
-                       env={**os.environ, "NNSTUDY_DATA": str(missing), "NNSTUDY_CACHE": str(tmp_path / "cache"),
-                            "NNSTUDY_MIRRORS": "http://127.0.0.1:9/", "NNSTUDY_NPM": ""})
-    assert p.returncode == 2, p.stdout + p.stderr
-    assert p.stderr.strip() == f"error: NNSTUDY_DATA={missing}: does not exist; set it to the folder holding " \
-                               "the dataset files, or unset it to use the cache and the mirrors"
-    assert not (tmp_path / "run").exists()
+    env = {**os.environ, "NNSTUDY_CACHE": str(tmp_path / "cache"), "NNSTUDY_MIRRORS": "http://127.0.0.1:9/",
+           "NNSTUDY_NPM": ""}
+    env.pop("NNSTUDY_DATA", None)
+    args = {"train": ["train", "--epochs", "1", "--out", str(tmp_path / "out")],
+            "run": ["run", str(QUICKSTART), "--dir", str(tmp_path / "out")], "data info": ["data", "info"]}[command]
+    if how == "NNSTUDY_DATA":
+        env["NNSTUDY_DATA"] = str(missing)
+        says = f"error: NNSTUDY_DATA={missing}: does not exist; set it to the folder holding the dataset files, " \
+               "or unset it to use the cache and the mirrors"
+    else:
+        args += ["--data-dir", str(missing)]
+        says = f"error: data folder {missing} (--data-dir): does not exist; give the folder holding the dataset " \
+               "files, or leave it out to use NNSTUDY_DATA, the cache and the mirrors"
+    code = f"import sys; from nnstudy.cli import main\ntry: main({args!r})\nexcept SystemExit as e: code = e.code\n" \
+           "print('torch' in sys.modules, code)"
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, text=True, capture_output=True, env=env)
+    assert p.stdout.split() == ["False", "2"], p.stdout + p.stderr
+    assert p.stderr.strip() == says
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])

@@ -320,11 +320,16 @@ def _copy(path: Path, dest: Path, f: DataFile) -> Path:
 
 
 def _explicit(data_dir: str | Path | None) -> Path | None:
-    """The folder to look in first: ``data_dir``, else ``$NNSTUDY_DATA``. Raises DataError when
-    ``$NNSTUDY_DATA`` names no folder: a mistyped or stale setting in the environment must not fall
-    back silently to the cache or the network (a ``data_dir`` that does not exist is one place tried)."""
+    """The folder to look in first: ``data_dir``, else ``$NNSTUDY_DATA``. Raises DataError when the
+    one given names no folder: a mistyped ``--data-dir`` or a stale setting in the environment must not
+    fall back silently to the cache or the network."""
     if data_dir:
-        return Path(data_dir).expanduser()
+        folder = Path(data_dir).expanduser()
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise DataError(f"data folder {folder} (--data-dir): {what}; give the folder holding the dataset "
+                            "files, or leave it out to use NNSTUDY_DATA, the cache and the mirrors")
+        return folder
     folder = _env_path("NNSTUDY_DATA")
     if folder is not None and not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
@@ -372,7 +377,12 @@ def fetch(dataset: str, data_dir: str | Path | None = None) -> dict[str, Path]:
 
 def info(data_dir: str | Path | None = None) -> list[dict[str, str]]:
     """One row per dataset, without touching the network: where its files are (or "not found"),
-    their total size, and a note ("verified", or the error for a corrupt or incomplete copy)."""
+    their total size, and a note ("verified", or the error for a corrupt or incomplete copy).
+
+    Raises:
+        DataError: ``data_dir`` (or ``$NNSTUDY_DATA``) names no folder: one error, not one per row.
+    """
+    _explicit(data_dir)
     rows = []
     for name in DATASETS:
         try:

@@ -121,6 +121,7 @@ def run_study(
     # a database server answers first (a wrong URL or password is said in a second, before torch and
     # the data load), and before any folder is created; a SQLite file is created only once the data loads
     store = Store(url, create=True) if shared else None
+    _locate(spec, data_dir)  # missing or corrupt files: said now, before torch is imported
     workers = workers or default_workers(spec)
     if workers > 1:
         Pool.start_server()  # its imports overlap the data loading and the store replay below
@@ -187,17 +188,30 @@ def _check_joined(store: Store, spec: StudySpec) -> None:
                          f"or join with: nnstudy worker --storage URL --study {spec.name}")
 
 
+def _datasets(spec: StudySpec) -> list[DataSpec]:
+    """The data of the study's arms, each once (in the order of the arms)."""
+    first = {k: d.check_values()[0] for k, d in (spec.nuisance.params.items() if spec.nuisance else [])}
+    return list(dict.fromkeys(spec.run_spec(arm, first, 0, True).data for arm in spec.arms()))
+
+
+def _locate(spec: StudySpec, data_dir: str | None) -> None:
+    """Find and verify every dataset's files (``nnstudy.data.locate``: no torch), so that a missing
+    or corrupt file is one line within a second; ``_preload`` then reads them."""
+    from nnstudy.data.sources import locate
+
+    for dataset in dict.fromkeys(d.dataset for d in _datasets(spec)):
+        locate(dataset, data_dir)
+
+
 def _preload(spec: StudySpec, data_dir: str | None) -> dict[DataSpec, Any]:
     """Load every dataset the arms use, here, now: a missing or corrupt dataset fails before anything
     is written; the runner's own process keeps them for in-process runs. Returns each one's
     ``packed.DataShape`` (training images, image shape, classes: what sizes a pack)."""
     from nnstudy.data import load
-
-    first = {k: d.check_values()[0] for k, d in (spec.nuisance.params.items() if spec.nuisance else [])}
     from nnstudy.train.packed import DataShape
 
     shapes = {}
-    for data in dict.fromkeys(spec.run_spec(arm, first, 0, True).data for arm in spec.arms()):
+    for data in _datasets(spec):
         splits = load(data, data_dir=data_dir)
         _worker.remember_splits(data, splits)
         shapes[data] = DataShape.of(splits)
