@@ -105,8 +105,12 @@ def results_table(result) -> Table:
     table = Table(title=f"run {result.spec.identity()} ({result.status})")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    no_validation = not result.spec.data.validation
     for k, v in result.metrics.items():
-        shown = f"{100 * v:.2f}%" if metrics.is_accuracy(k) else f"{v:.4f}"
+        if no_validation and k.startswith("val_"):
+            shown = "none (no validation split)"  # not a NaN: there was nothing to measure
+        else:
+            shown = f"{100 * v:.2f}%" if metrics.is_accuracy(k) else f"{v:.4f}"
         table.add_row(k, shown)
     table.add_row("epochs", f"{len(result.history)}" + (" (early stop)" if result.early_stopped else ""))
     table.add_row("parameters", f"{result.params:,}")

@@ -53,10 +53,14 @@ def test_train_writes_a_complete_run_folder(tmp_path, mnist_dir):
 
 def test_no_validation_split_draws_no_empty_validation_plots(tmp_path, mnist_dir):
     """--validation 0: no validation images, so no (all-zero) validation confusion matrix and no gallery;
-    the test set's matrix is still drawn."""
+    the test set's matrix is still drawn; the table says there was no validation split, not "nan%"."""
     out = tmp_path / "noval"
-    run_ok("train", "--model", "linear", "--per-class", "50", "--epochs", "1", "--validation", "0", "--test",
-           "--out", str(out), "--quiet", cwd=tmp_path, data_dir=mnist_dir)
+    p = run_ok("train", "--model", "linear", "--per-class", "50", "--epochs", "1", "--validation", "0", "--test",
+               "--out", str(out), "--quiet", cwd=tmp_path, data_dir=mnist_dir)
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in p.stdout.splitlines()
+            if line.count("│") == 3}
+    assert rows["val_accuracy"] == rows["val_loss"] == "none (no validation split)", p.stdout
+    assert rows["test_accuracy"].endswith("%") and "nan" not in p.stdout
     assert not (out / "confusion.png").exists() and not (out / "failures.png").exists()
     assert (out / "confusion_test.png").stat().st_size > 0
     assert summary_of(out)["status"] == "complete"
