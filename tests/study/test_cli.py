@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -126,6 +129,36 @@ def test_rerun_trains_nothing_and_prints_the_same_table(reference, cli):
     assert p.returncode == 0, p.stderr
     assert "0 trained now" in p.stdout and table(p.stdout) == table(out)
     assert stored_runs(folder, settled=True) == TOTAL
+
+
+#: ``nnstudy run ARGS`` through the CLI's entry point, then whether it started the worker pool's server
+#: (multiprocessing's forkserver: a process that imports torch and nnstudy for the workers to fork from).
+RUN_THEN_SAY_IF_SERVER = """import sys, multiprocessing.forkserver as fs
+from nnstudy.cli import main
+try:
+    main(["run", *sys.argv[1:]])
+except SystemExit as e:
+    assert not e.code, e.code
+print("worker server started:", fs._forkserver._forkserver_pid is not None)
+"""
+
+
+def test_a_rerun_with_nothing_to_train_starts_no_worker_processes(reference, cli, tmp_path):
+    path, folder, _ = reference
+
+    def run(*args: str) -> list[str]:
+        p = subprocess.run([sys.executable, "-c", RUN_THEN_SAY_IF_SERVER, str(path), "--workers", "2", "--quiet",
+                            "--no-report", *args], cwd=tmp_path, env=cli.env, text=True, capture_output=True)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip().splitlines()
+
+    shutil.copytree(folder, tmp_path / "again")
+    out = run("--dir", str(tmp_path / "again"))
+    assert f"{TOTAL} of {TOTAL} runs stored" in out[-2] and "0 trained now" in out[-2]
+    assert out[-1] == "worker server started: False"
+    # the same folder with one seed more: its 4 new runs train in the pool, its server started on first use
+    out = run("--dir", str(tmp_path / "again"), "--set", "study.seeds=3")
+    assert "4 trained now, 0 failed" in out[-2] and out[-1] == "worker server started: True"
 
 
 def test_two_workers_give_the_same_numbers_as_one(reference, cli, tmp_path):

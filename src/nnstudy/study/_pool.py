@@ -63,7 +63,7 @@ class Pool:
     process (so a dead worker's runs are known exactly, unlike a shared ProcessPoolExecutor queue)."""
 
     def __init__(self, n: int, threads: int, data_dir: str | None):
-        self.ctx = self.start_server()
+        self.ctx: Any = None  # the forkserver too is started on first use
         self.n, self.threads, self.data_dir = n, threads, data_dir
         self.slots: list[_Slot] = []  # started on first use: a rerun with nothing to train starts none
 
@@ -83,6 +83,7 @@ class Pool:
         return ctx
 
     def _spawn(self) -> _Slot:
+        self.ctx = self.ctx or self.start_server()
         parent, child = self.ctx.Pipe()
         p = self.ctx.Process(target=_worker.worker_main, args=(child, self.threads, self.data_dir),
                              daemon=True, name="nnstudy-worker")

@@ -123,8 +123,10 @@ def run_study(
     store = Store(url, create=True) if shared else None
     _locate(spec, data_dir)  # missing or corrupt files: said now, before torch is imported
     workers = workers or default_workers(spec)
-    if workers > 1:
-        Pool.start_server()  # its imports overlap the data loading and the store replay below
+    if workers > 1 and (shared or not (folder / "study.db").exists()):
+        # a new study trains: the worker server's imports overlap the data loading and the store replay
+        # below; a study resumed from its folder may have nothing left to train, and starts it on first use
+        Pool.start_server()
     n_train = _preload(spec, data_dir)
     created, had_db = not folder.exists(), (folder / "study.db").exists()
     with path_errors(folder):
