@@ -140,3 +140,32 @@ def test_per_pixel_is_standard_per_pixel_with_a_floored_std(loader):
     assert int(floored.sum()) > 0 and bool((std[~floored] - 1).abs().max() < 1e-4)
     assert bool((std[floored] < 1).all())
     assert float(s.val_x.abs().max()) < 50  # stray border pixels stay bounded
+
+
+#: In a fresh process: nnstudy.data.load as a user calls it (it verifies the files' checksums, then
+#: reads them), counting how often the gzip files are decompressed and streamed.
+COUNT_GUNZIPS = """
+import gzip, sys
+calls = {"decompress": 0, "open": 0}
+decompress, gzip_file = gzip.decompress, gzip.GzipFile.__init__
+def counted(*a, **k):
+    calls["decompress"] += 1
+    return decompress(*a, **k)
+def opened(self, *a, **k):
+    calls["open"] += 1
+    gzip_file(self, *a, **k)
+gzip.decompress, gzip.GzipFile.__init__ = counted, opened
+import nnstudy.data
+from nnstudy.spec import DataSpec
+splits = nnstudy.data.load(DataSpec(per_class=5), data_dir=sys.argv[1], download=False)
+print(len(splits.train_y), len(splits.test_y), calls["decompress"], calls["open"])
+"""
+
+
+def test_each_gzip_file_is_decompressed_once_to_verify_and_read_it(mnist_dir):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", COUNT_GUNZIPS, str(mnist_dir)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["50", "10000", "4", "0"]  # four files: each gunzipped once, none twice

@@ -2,7 +2,8 @@
 
 Hashing the MNIST training images means reading ~50 MB (and gunzipping them when compressed), and a
 study calls ``locate`` once per run: the digests are kept in-process, keyed by the file's resolved
-path, inode, size and modification time, so a file is hashed again only when it changed.
+path, inode, size and modification time, so a file is hashed again only when it changed. A gzip file's
+decompressed bytes are kept for the read that follows the check (``idx.read_bytes``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from nnstudy.data.idx import is_gzip
+from nnstudy.data.idx import gunzip_for_reading, is_gzip
 from nnstudy.errors import DataError
 
 __all__ = ["Checksum", "file_digest", "check"]
@@ -61,9 +62,12 @@ def file_digest(path: str | Path, algorithm: str, of: str) -> str:
         )
     h = hashlib.new(algorithm, usedforsecurity=False)
     try:
-        with gzip.open(p, "rb") if gz and of == "uncompressed" else open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                h.update(chunk)
+        if gz and of == "uncompressed":
+            h.update(gunzip_for_reading(p))  # kept for the load that follows: one gunzip, not two
+        else:
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(CHUNK), b""):
+                    h.update(chunk)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"corrupt file {p}: its gzip data does not decompress ({e})") from None
     _DIGESTS[key] = h.hexdigest()

@@ -36,6 +36,30 @@ def is_gzip(path: str | Path) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
+#: Decompressed files that were just checksummed (``nnstudy.data.locate``), kept for the read that
+#: follows (``load``): a file is gunzipped once, not once to verify and again to read. Keyed by the
+#: file's version (resolved path, inode, size, mtime); an entry is dropped when it is read.
+_UNPACKED: dict[tuple[str, int, int, int], bytes] = {}
+
+
+def _version(p: Path) -> tuple[str, int, int, int]:
+    st = p.stat()
+    return str(p.resolve()), st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def gunzip_for_reading(path: str | Path) -> bytes:
+    """The gzip file's decompressed bytes, kept for this file version's next ``read_bytes``.
+
+    Raises:
+        OSError (gzip.BadGzipFile included), EOFError, zlib.error: as ``gzip.decompress``.
+    """
+    p = Path(path)
+    key = _version(p)
+    data = gzip.decompress(p.read_bytes())
+    _UNPACKED[key] = data
+    return data
+
+
 def read_bytes(path: str | Path) -> bytes:
     """The file's content, decompressed when it is gzip.
 
@@ -44,6 +68,9 @@ def read_bytes(path: str | Path) -> bytes:
     """
     p = Path(path)
     try:
+        kept = _UNPACKED.pop(_version(p), None) if _UNPACKED else None
+        if kept is not None:
+            return kept
         blob = p.read_bytes()
     except OSError as e:
         raise DataError(f"{p}: cannot read: {e.strerror or e}") from None
