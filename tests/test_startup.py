@@ -74,6 +74,17 @@ def test_a_mistake_is_answered_without_the_heavy_libraries(tmp_path):
         assert r["code"] in ((code,) if code else (0, None)) and r["heavy"] == [], (args, r)
 
 
+def test_a_database_server_that_does_not_answer_is_said_without_torch_or_pandas(tmp_path):
+    # connecting needs SQLAlchemy and Optuna's storage; the answer needs nothing more (port 1: refused)
+    study = tmp_path / "s.toml"
+    study.write_text('[study]\nname = "s"\n[scientific]\n"model.hidden" = [[16], [32]]\n', encoding="utf-8")
+    url = "postgresql://nnstudy@127.0.0.1:1/nnstudy"
+    for args in (["status", "--storage", url, "--study", "s"], ["worker", "--storage", url, "--study", "s"],
+                 ["run", str(study), "--storage", url]):
+        r = probe(*args)
+        assert r["code"] == 2 and not {"torch", "pandas", "matplotlib", "scipy"} & set(r["heavy"]), (args, r)
+
+
 def test_import_nnstudy_is_light_and_its_api_resolves():
     code = (f"import sys, nnstudy; heavy = [m for m in {HEAVY!r} if m in sys.modules]; "
             "names = [n for n in nnstudy.__all__ if getattr(nnstudy, n, None) is None]; "

@@ -1,8 +1,9 @@
 """Package attributes imported on first use (PEP 562).
 
 A package's ``__init__`` names what it exports and the module each name lives in; nothing is imported
-until a name is read. So ``nnstudy --help``, a bad study file or ``nnstudy status`` on a wrong URL
-answer without loading torch, pandas or optuna (tests/test_startup.py, benchmarks/startup.py).
+until a name is read. So ``nnstudy --help``, a bad study file or ``nnstudy status`` on a missing folder
+answer without loading torch, pandas or optuna, and a database server that does not answer is said
+without torch or pandas (tests/test_startup.py, benchmarks/startup.py).
 """
 
 from __future__ import annotations

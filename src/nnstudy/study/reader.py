@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from nnstudy.errors import SpecError, StoreError
 from nnstudy.study.design import ArmPlan, plan_arms
@@ -22,6 +20,9 @@ from nnstudy.study.results import (
     study_times,
 )
 from nnstudy.study.store import Record, Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Study:
@@ -56,6 +57,8 @@ class Study:
         from nnstudy.study._claims import workers
 
         rows = self.store.run(lambda: workers(self.store.engine, self.spec.name, self.spec.study.heartbeat))
+        import pandas as pd
+
         return pd.DataFrame([{"host": w.host, "pid": w.pid, "last beat (s ago)": round(w.age, 1),
                               "alive": w.alive, "runs in flight": w.running} for w in rows],
                             columns=["host", "pid", "last beat (s ago)", "alive", "runs in flight"])

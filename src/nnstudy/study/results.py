@@ -13,15 +13,16 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any
 
 from nnstudy import metrics
 from nnstudy.study.design import ArmPlan, PlannedRun
 from nnstudy.study.file import StudySpec, render_value
 from nnstudy.study.store import Record
 from nnstudy.train.result import best_val_epoch
+
+if TYPE_CHECKING:  # pandas is imported by the functions that make frames: a store that does not
+    import pandas as pd  # answer is said without it (tests/test_startup.py)
 
 __all__ = ["RESULT_COLUMNS", "arm_summary", "curves_frame", "planned_records", "results_frame", "status_frame",
            "study_times", "write_csv"]
@@ -56,6 +57,8 @@ def _keys(spec: StudySpec) -> list[str]:
 
 def results_frame(spec: StudySpec, rows: Sequence[tuple[PlannedRun, Record]]) -> pd.DataFrame:
     """One row per stored run: identity, arm, phase, trial, seed, status, hyperparameters, metrics."""
+    import pandas as pd
+
     head, tail = RESULT_COLUMNS
     keys = _keys(spec)
     records = []
@@ -90,6 +93,8 @@ def study_times(results: pd.DataFrame, records: Sequence[Record]) -> dict[str, f
       sittings included).
     * ``runs``: how many runs the sums are over.
     """
+    import pandas as pd
+
     out: dict[str, float] = {"runs": float(len(results))}
     seconds = pd.to_numeric(results["seconds"], errors="coerce")
     out["compute"] = float(seconds.sum())
@@ -109,6 +114,8 @@ def study_times(results: pd.DataFrame, records: Sequence[Record]) -> dict[str, f
 def curves_frame(rows: Sequence[tuple[PlannedRun, Record]]) -> pd.DataFrame:
     """One row per run and epoch: run, arm, phase, seed, then the trainer's per-epoch columns (the
     test curve's too where a final run recorded one: ``study.test_curves``)."""
+    import pandas as pd
+
     from nnstudy.train.result import EPOCH_COLUMNS, TEST_CURVE_COLUMNS
 
     columns = list(EPOCH_COLUMNS)
@@ -121,6 +128,8 @@ def curves_frame(rows: Sequence[tuple[PlannedRun, Record]]) -> pd.DataFrame:
 
 def status_frame(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFrame) -> pd.DataFrame:
     """Counts per arm and phase: planned runs, each status, and runs still to train."""
+    import pandas as pd
+
     statuses = ["complete", "diverged", "pruned", "failed"]
     rows = []
     for plan in plans:
@@ -143,6 +152,8 @@ def arm_summary(spec: StudySpec, plans: Sequence[ArmPlan], results: pd.DataFrame
     mean and its 95% t-interval over seeds (as text, exactly as the report writes them: ``97.12%
     [96.80%, 97.44%]``), how many finals, and the chosen nuisance values. Nothing in it depends on
     timing, so a rerun that trains nothing prints the same table."""
+    import pandas as pd
+
     from nnstudy.analysis import formatting as fmt
     from nnstudy.analysis.stats import mean_interval, metric_bounds
 
