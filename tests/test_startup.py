@@ -27,7 +27,7 @@ print(json.dumps({"code": code, "heavy": sorted(m for m in HEAVY if m in sys.mod
 def probe(*args: str) -> dict:
     p = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{PROBE}", *args], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout.strip().splitlines()[-1]) | {"stdout": p.stdout}
+    return json.loads(p.stdout.strip().splitlines()[-1]) | {"stdout": p.stdout, "stderr": p.stderr}
 
 
 @pytest.mark.parametrize("args", [
@@ -82,7 +82,8 @@ def test_a_database_server_that_does_not_answer_is_said_without_torch_or_pandas(
     for args in (["status", "--storage", url, "--study", "s"], ["worker", "--storage", url, "--study", "s"],
                  ["run", str(study), "--storage", url]):
         r = probe(*args)
-        assert r["code"] == 2 and not {"torch", "pandas", "matplotlib", "scipy"} & set(r["heavy"]), (args, r)
+        assert r["code"] == 2 and "127.0.0.1:1/nnstudy" in r["stderr"] and "unreachable" in r["stderr"], (args, r)
+        assert not {"torch", "pandas", "matplotlib", "scipy"} & set(r["heavy"]), (args, r)
 
 
 def test_import_nnstudy_is_light_and_its_api_resolves():
