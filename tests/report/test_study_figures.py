@@ -110,6 +110,25 @@ def test_one_epoch_curves_draw_error_bars_and_one_legend_entry_per_arm():
 
 def test_export_is_deterministic_png_and_svg():
     counts = np.diag([5, 6, 7])
-    png, svg = (figures.export(figures.confusion_matrix(counts), f) for f in ("png", "svg"))
+    png, svg = figures.export(figures.confusion_matrix(counts), "png", "svg")
     assert png[:4] == b"\x89PNG" and b"<svg" in svg
-    assert figures.export(figures.confusion_matrix(counts), "svg") == svg
+    assert figures.export(figures.confusion_matrix(counts), "svg", "png") == (svg, png)
+
+
+def test_export_crops_each_format_as_a_tight_savefig_would():
+    """export lays the figure out and crops it once for both formats: the PNG is the size a
+    savefig(bbox_inches="tight") gives, to a pixel, and nothing drawn is cut off."""
+    import io
+
+    from PIL import Image
+
+    bands = pd.DataFrame([{"arm": arm, "metric": m, "epoch": e, "mean": 0.5, "low": 0.4, "high": 0.6, "n": 3}
+                          for arm in ("a", "b") for e in (1, 2)
+                          for m in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")])
+    tight = io.BytesIO()
+    curves_by_arm(bands, ["a", "b"], arm_colors(["a", "b"])).savefig(tight, format="png", dpi=figures.DPI,
+                                                                     bbox_inches="tight")
+    png, svg = figures.export(curves_by_arm(bands, ["a", "b"], arm_colors(["a", "b"])), "png", "svg")
+    want, got = Image.open(tight).size, Image.open(io.BytesIO(png)).size
+    assert all(abs(w - g) <= 2 for w, g in zip(want, got, strict=True)), (want, got)
+    assert 'width="' in svg.decode() and b"Date" not in svg

@@ -3,7 +3,7 @@
 Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so drawing needs no display,
 leaves no figure open in pyplot's global list, and does not switch the backend of the notebook that
 imports it. Each function returns the Figure and, given ``path``, saves it there (format from the
-suffix). ``export`` renders a Figure to PNG or SVG bytes: the one way reports write figures.
+suffix). ``export`` renders a Figure to PNG and SVG bytes: the one way reports write figures.
 """
 
 from __future__ import annotations
@@ -23,18 +23,29 @@ DPI = 110
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
 
 
-def export(fig: Figure, fmt: str) -> bytes:
-    """``fig`` as ``png`` or ``svg`` bytes, cropped to its content. The SVG carries no date and a
-    fixed id salt, so the same figure gives the same bytes (reports diff cleanly)."""
-    buf = io.BytesIO()
-    if fmt == "svg":
-        import matplotlib
+def export(fig: Figure, *fmts: str) -> tuple[bytes, ...]:
+    """``fig`` as bytes in each of ``fmts`` (``"png"``, ``"svg"``), cropped to its content. The layout
+    and the crop are computed once and shared by every format: each ``savefig(bbox_inches="tight")``
+    lays the figure out and draws it twice, and the report's figures cost most of its time. The SVG
+    carries no date and a fixed id salt, so the same figure gives the same bytes (reports diff cleanly).
+    """
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        with matplotlib.rc_context({"svg.hashsalt": "nnstudy"}):
-            fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    else:
-        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight")
-    return buf.getvalue()
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()  # runs the layout engine (constrained layout) once
+    crop = fig.get_tightbbox(renderer).padded(matplotlib.rcParams["savefig.pad_inches"])
+    fig.set_layout_engine("none")  # laid out: every format draws this same layout
+    out = []
+    for fmt in fmts:
+        buf = io.BytesIO()
+        if fmt == "svg":
+            with matplotlib.rc_context({"svg.hashsalt": "nnstudy"}):
+                fig.savefig(buf, format="svg", bbox_inches=crop, metadata={"Date": None})
+        else:
+            fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches=crop)
+        out.append(buf.getvalue())
+    return tuple(out)
 
 
 def _finish(fig: Figure, path: str | Path | None) -> Figure:

@@ -63,8 +63,7 @@ class StudyReport:
         """The figures, rendered to PNG and SVG."""
         out = []
         for d in study_figures(self.content):
-            out.append(render.Figure(d.name, d.title, d.caption, _figures.export(d.figure, "png"),
-                                     _figures.export(d.figure, "svg")))
+            out.append(render.Figure(d.name, d.title, d.caption, *_figures.export(d.figure, "png", "svg")))
         return out
 
     @cached_property
