@@ -114,7 +114,7 @@ def test_a_resumed_study_and_its_report_say_what_they_are_doing(mnist_dir, tmp_p
     path.write_text(TINY_GRID)
     run = [sys.executable, "-m", "nnstudy", "run", str(path), "--dir", str(tmp_path / "s"),
            "--data-dir", str(mnist_dir)]
-    in_terminal(*run, "--set", "study.seeds=1", "--no-report", cwd=tmp_path)
+    in_terminal(*run, "--set", "study.seeds=1", "--workers", "1", "--no-report", cwd=tmp_path)
     out = in_terminal(*run, cwd=tmp_path)  # two seeds now: one more run per arm to train, then the report
     assert "resuming: 2 of 4 runs already stored, 2 to train" in out, out
     for step in ("report: computing its statistics and findings", "report: drawing its figures",

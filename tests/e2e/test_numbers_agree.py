@@ -102,7 +102,7 @@ def test_run_files_say_what_their_numbers_are(tmp_path, mnist_dir):
     text = QUICKSTART.read_text().replace("seeds = 5", "seeds = 2").replace("trials = 4", "trials = 1")
     path = tmp_path / "quickstart.toml"
     path.write_text(text.replace("per_class = 1000", "per_class = 30").replace("epochs = 5", "epochs = 1"))
-    nnstudy("run", str(path), "--quiet", "--no-report", cwd=tmp_path, data_dir=mnist_dir)
+    nnstudy("run", str(path), "--workers", "1", "--quiet", "--no-report", cwd=tmp_path, data_dir=mnist_dir)
     csv = pd.read_csv(tmp_path / "runs" / "quickstart" / "results.csv")
     assert [json.loads(m) for m in pd.unique(csv["model"])] == [{"kind": "linear"}, {"kind": "mlp", "hidden": [100]}]
     results = nnstudy("results", str(tmp_path / "runs" / "quickstart"), "--format", "csv", cwd=tmp_path,

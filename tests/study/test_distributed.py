@@ -185,8 +185,8 @@ def test_the_database_restarted_mid_study_workers_reconnect_or_exit_clearly_and_
     for code, out, err in finish(procs):
         assert code == 0 or (code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
                              and f"127.0.0.1:{postgres.port}" in err), (code, out, err)
-    again = cli("run", str(tmp_path / "many.toml"), "--dir", "w0", "--storage", url, "--quiet", "--no-report",
-                cwd=tmp_path)
+    again = cli("run", str(tmp_path / "many.toml"), "--dir", "w0", "--storage", url, "--workers", "1", "--quiet",
+                "--no-report", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     check_complete(url, tmp_path / "w0", ref)
 
@@ -305,7 +305,7 @@ def test_an_unreachable_store_is_said_before_the_data_is_loaded(cli, study_file,
 def test_a_password_is_never_printed_and_the_folder_remembers_the_url_without_it(cli, postgres, study_file, tmp_path):
     path = study_file(STUDY.replace("trials = 12", "trials = 4").replace('"relu", "tanh", "sigmoid"', '"relu"'))
     url = postgres.new_database().replace("nnstudy@", f"secret_user:{postgres.SECRET}@")
-    p = cli("run", str(path), "--dir", "s", "--storage", url, cwd=tmp_path)
+    p = cli("run", str(path), "--dir", "s", "--storage", url, "--no-report", cwd=tmp_path)  # its workers: the default
     assert p.returncode == 0, p.stderr
     recorded = (tmp_path / "s" / "store.url").read_text().strip()
     assert recorded == url.replace(f":{postgres.SECRET}@", "@")
@@ -358,8 +358,8 @@ def test_a_server_frozen_mid_study_stops_the_worker_with_one_line_and_its_runs_g
     assert procs[0].returncode == 2, (out, err)
     assert err.strip().splitlines()[-1].startswith(f"error: postgresql://nnstudy@127.0.0.1:{postgres.port}/")
     assert "did not answer for 3 s" in err
-    again = cli("run", str(tmp_path / "many.toml"), "--dir", "w0", "--storage", url, "--quiet", "--no-report",
-                cwd=tmp_path)
+    again = cli("run", str(tmp_path / "many.toml"), "--dir", "w0", "--storage", url, "--workers", "1", "--quiet",
+                "--no-report", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     ids = runs_stored(url)
     assert len(ids) == TOTAL == len(set(ids))

@@ -14,7 +14,8 @@ def test_a_study_on_postgresql_equals_the_same_study_on_sqlite(tmp_path, study_f
                 cwd=tmp_path)
     assert on_pg.returncode == 0, on_pg.stderr
     assert not (tmp_path / "pg" / "study.db").exists()  # the runs went to the server
-    on_sqlite = cli("run", str(path), "--dir", str(tmp_path / "lite"), "--quiet", "--no-report", cwd=tmp_path)
+    on_sqlite = cli("run", str(path), "--dir", str(tmp_path / "lite"), "--workers", "1", "--quiet", "--no-report",
+                    cwd=tmp_path)  # several workers on PostgreSQL, one on SQLite: the same table
     assert on_sqlite.returncode == 0, on_sqlite.stderr
 
     def table(folder, storage=None):
