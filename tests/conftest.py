@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,6 +81,30 @@ def skipped_groups(terminalreporter) -> list[tuple[str, int]]:
         reason = reason.removeprefix("Skipped: ")
         counts[reason] = counts.get(reason, 0) + 1
     return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
+@pytest.fixture(scope="session")
+def made_once(tmp_path_factory) -> Callable[[str, Callable[[Path], None]], Path]:
+    """``made_once(name, make)``: the folder ``make(folder)`` filled, made once for the whole test run.
+    Under pytest-xdist the first worker to ask makes it, under a lock, and the others wait for it and
+    get the same folder (pytest-xdist's recipe: the workers' temporary folders share a parent), so a
+    study that several workers' tests read is trained once, not once per worker. What it holds is
+    read only: a test that writes copies it first."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def get(name: str, make: Callable[[Path], None]) -> Path:
+        folder = root / f"made-once-{name}"
+        with open(root / f"made-once-{name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (folder / ".made").exists():  # not yet, or a make that failed half-way
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                make(folder)
+                (folder / ".made").touch()
+        return folder
+
+    return get
 
 
 @pytest.fixture(scope="session")

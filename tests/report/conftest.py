@@ -122,18 +122,21 @@ def study_files(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def studies(study_files, mnist_dir, tmp_path_factory) -> Callable[[str], Any]:
-    """``studies(name)``: the study of ``TEXTS[name]``, trained on first use, then opened."""
+def studies(study_files, mnist_dir, made_once) -> Callable[[str], Any]:
+    """``studies(name)``: the study of ``TEXTS[name]``, trained on first use (once for the whole test
+    run, whichever pytest-xdist worker asks first), then opened. Tests read it; one that writes into a
+    study folder copies it first."""
     from nnstudy.study import load_study, open_study, run_study
 
-    root = tmp_path_factory.mktemp("studies")
     done: dict[str, Any] = {}
 
     def get(name: str) -> Any:
         if name not in done:
-            spec = load_study(study_files / f"{name}.toml")
-            run_study(spec, root / name, workers=1, data_dir=mnist_dir, quiet=True)
-            done[name] = open_study(root / name)
+            def make(folder: Path) -> None:
+                run_study(load_study(study_files / f"{name}.toml"), folder / name, workers=1, data_dir=mnist_dir,
+                          quiet=True)
+
+            done[name] = open_study(made_once(f"study-{name}", make) / name)
         return done[name]
 
     return get

@@ -106,14 +106,17 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, cli):
-    """The study run once, uninterrupted, with one worker: (study file, folder, stdout)."""
-    root = tmp_path_factory.mktemp("reference")
-    path = root / "study.toml"
-    path.write_text(STUDY)
-    p = cli("run", str(path), "--dir", "ref", "--workers", "1", "--quiet", "--no-report", cwd=root)
-    assert p.returncode == 0, p.stderr
-    return path, root / "ref", p.stdout
+def reference(made_once, cli):
+    """The study run once (for the whole test run), uninterrupted, with one worker: (study file,
+    folder, stdout). Read only: a test that runs in the folder copies it first."""
+    def make(root: Path) -> None:
+        (root / "study.toml").write_text(STUDY)
+        p = cli("run", str(root / "study.toml"), "--dir", "ref", "--workers", "1", "--quiet", "--no-report", cwd=root)
+        assert p.returncode == 0, p.stderr
+        (root / "stdout.txt").write_text(p.stdout)
+
+    root = made_once("cli-reference", make)
+    return root / "study.toml", root / "ref", (root / "stdout.txt").read_text()
 
 
 def test_uninterrupted_run_prints_one_row_per_arm(reference):
@@ -123,9 +126,11 @@ def test_uninterrupted_run_prints_one_row_per_arm(reference):
     assert len(final_table(folder)) == TOTAL
 
 
-def test_rerun_trains_nothing_and_prints_the_same_table(reference, cli):
-    path, folder, out = reference
-    p = cli("run", str(path), "--dir", str(folder), "--quiet", cwd=path.parent)
+def test_rerun_trains_nothing_and_prints_the_same_table(reference, cli, tmp_path):
+    path, ref_folder, out = reference
+    folder = tmp_path / "ref"
+    shutil.copytree(ref_folder, folder)
+    p = cli("run", str(path), "--dir", str(folder), "--quiet", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "0 trained now" in p.stdout and table(p.stdout) == table(out)
     assert stored_runs(folder, settled=True) == TOTAL

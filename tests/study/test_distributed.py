@@ -67,14 +67,16 @@ def wait_until(condition, what: str, procs=()) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, cli):
-    """The study on SQLite in one process, uninterrupted: (study file, its results table)."""
-    root = tmp_path_factory.mktemp("one-process")
-    path = root / "many.toml"
-    path.write_text(STUDY)
-    p = cli("run", str(path), "--dir", "one", "--workers", "1", "--quiet", "--no-report", cwd=root)
-    assert p.returncode == 0, p.stderr
-    return path, table(root / "one")
+def reference(made_once, cli):
+    """The study on SQLite in one process, uninterrupted (once for the whole test run): (study file,
+    its results table)."""
+    def make(root: Path) -> None:
+        (root / "many.toml").write_text(STUDY)
+        p = cli("run", str(root / "many.toml"), "--dir", "one", "--workers", "1", "--quiet", "--no-report", cwd=root)
+        assert p.returncode == 0, p.stderr
+
+    root = made_once("distributed-reference", make)
+    return root / "many.toml", table(root / "one")
 
 
 def start(cli, tmp_path, url, n: int, first: bool = True, text: str = STUDY) -> list:
