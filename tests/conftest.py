@@ -40,6 +40,13 @@ def pytest_deselected(items):
             counts[kind] = counts.get(kind, 0) + 1
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow first, each group in its own order (a stable sort, the same in every
+    pytest-xdist worker): the run ends on short tests, so no worker sits idle while another finishes
+    a long one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionfinish(session):
     workeroutput = getattr(session.config, "workeroutput", None)  # an xdist worker: tell the controller
     if workeroutput is not None:
