@@ -9,11 +9,13 @@ import re
 import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
 import pytest
 from studyfiles import TINY
 
+from nnstudy.cli import main
 from nnstudy.study import open_study
 from nnstudy.study.results import TIMING_COLUMNS
 
@@ -263,8 +265,22 @@ def one_line(p) -> str:
     return err
 
 
+def in_process(capsys, *args: str) -> SimpleNamespace:
+    """``nnstudy ARGS`` through the command's entry point (``nnstudy.cli.main``) in this process, as
+    ``cli`` would run it (returncode, stdout, stderr): for commands that fail before they train, where a
+    process each would cost more than the command."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
 def test_wrong_url_wrong_password_unknown_study_one_line_exit_2_nothing_created_no_password(
-        cli, postgres, study_file, tmp_path):
+        cli, postgres, study_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     path = study_file(STUDY)
     host = f"127.0.0.1:{postgres.port}"
     db = postgres.new_database().rsplit("/", 1)[1]
@@ -278,14 +294,14 @@ def test_wrong_url_wrong_password_unknown_study_one_line_exit_2_nothing_created_
     for url, says in cases.items():
         for args in (["run", str(path), "--storage", url, "--quiet"], ["worker", "--storage", url, "--study", "many"],
                      ["status", "--storage", url, "--study", "many"]):
-            p = cli(*args, cwd=tmp_path)
+            p = in_process(capsys, *args)
             err = one_line(p)
             assert says in err and wrong not in p.stdout + p.stderr, (args, err)
             assert not (tmp_path / "runs").exists()  # nothing created before the store answered
     known = postgres.new_database()
     assert cli("run", str(path), "--storage", known, "--quiet", "--no-report", "--set", "study.max_runs=1",
                cwd=tmp_path).returncode == 0
-    err = one_line(cli("worker", "--storage", known, "--study", "nope", cwd=tmp_path))
+    err = one_line(in_process(capsys, "worker", "--storage", known, "--study", "nope"))
     assert "holds no study named 'nope'; studies there: many" in err
 
 
