@@ -26,8 +26,9 @@ TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
 def export(fig: Figure, *fmts: str) -> tuple[bytes, ...]:
     """``fig`` as bytes in each of ``fmts`` (``"png"``, ``"svg"``), cropped to its content. The layout
     and the crop are computed once and shared by every format: each ``savefig(bbox_inches="tight")``
-    lays the figure out and draws it twice, and the report's figures cost most of its time. The SVG
-    carries no date and a fixed id salt, so the same figure gives the same bytes (reports diff cleanly).
+    lays the figure out and draws it twice, and the report's figures cost most of its time. The figure
+    keeps that layout afterwards (its layout engine is set to none). The SVG carries no date and a fixed
+    id salt, so the same figure gives the same bytes (reports diff cleanly).
     """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
