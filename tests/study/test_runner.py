@@ -76,6 +76,24 @@ def test_store_holds_spec_history_timings_and_environment(grid_study):
     assert attrs["nnstudy:spec"]["data"]["per_class"] == 20 and "[scientific]" in attrs["nnstudy:text"]
 
 
+def test_plain_optuna_reads_each_run_as_the_store_wrote_it(grid_study):
+    """The store writes a run's attributes as rows of its own (not through Optuna's per-attribute
+    setter): Optuna's own API, as optuna-dashboard uses it, reads back every field of every record,
+    with the run's value, state and per-epoch values."""
+    import optuna
+
+    folder, _ = grid_study
+    records = {r.run: r for r in open_study(folder).store.records("tiny")}
+    url = f"sqlite:///{folder / 'study.db'}"
+    trials = [t for s in optuna.get_all_study_summaries(url) if s.study_name.startswith("tiny :: ")
+              for t in optuna.load_study(study_name=s.study_name, storage=url).trials]
+    assert sorted(t.user_attrs["run"] for t in trials) == sorted(records)
+    for t in trials:
+        rec = records[t.user_attrs["run"]]
+        assert t.user_attrs == rec.to_attrs() and t.state == optuna.trial.TrialState.COMPLETE
+        assert t.value == rec.metrics["val_accuracy"] and t.intermediate_values  # the study metric per epoch
+
+
 def test_rerun_trains_nothing_and_gives_the_same_results(grid_study, study_file, capsys):
     folder, _ = grid_study
     before = open_study(folder).results()
