@@ -16,6 +16,7 @@ HEAVY = ("torch", "pandas", "optuna", "matplotlib", "scipy", "sqlalchemy")
 PROBE = """
 import json, sys
 from nnstudy.cli import main
+code = None  # main returns when the command succeeds
 try:
     main(sys.argv[1:])
 except SystemExit as e:
@@ -58,6 +59,32 @@ def test_usage_lines_name_arguments_and_switches_show_no_type():
     help_line = next(line for line in out.splitlines() if "--help" in line)
     assert "-h" in help_line and "<bool>" not in help_line
     assert not any("--quiet" in line and "<bool>" in line for line in out.splitlines())
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["report", "--quiet"], "error: nnstudy report: No such option: --quiet (Possible options: --out); "
+                            "see nnstudy report -h"),
+    (["run"], "error: nnstudy run: Missing argument 'studies'; see nnstudy run -h"),
+    (["bogus"], "error: nnstudy: No such command 'bogus'; see nnstudy -h"),
+    (["train", "--epochs"], "error: nnstudy: Option '--epochs' requires an argument; see nnstudy -h"),
+    (["data", "fetch", "--bogus"], "error: nnstudy data fetch: No such option: --bogus"),
+    (["run", "--workers", "two", "x.toml"], "error: nnstudy run: Invalid value for '--workers': "),
+])
+def test_a_usage_error_is_one_line_naming_the_command_and_exit_2(args, says):
+    """A mistyped command line is a user's mistake like any other: one line on stderr (not click's
+    usage block and box), exit 2, nothing on stdout, whatever the terminal's width."""
+    p = subprocess.run([sys.executable, "-m", "nnstudy", *args], capture_output=True, text=True,
+                       env={"COLUMNS": "40", "PATH": ""})
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1, p
+    assert p.stderr.startswith(says) and "Traceback" not in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["data"]])
+def test_a_group_typed_alone_prints_its_help_once(args):
+    p = subprocess.run([sys.executable, "-m", "nnstudy", *args], capture_output=True, text=True,
+                       env={"COLUMNS": "120", "PATH": ""})
+    assert p.returncode == 2 and (p.stdout + p.stderr).count("Usage: nnstudy") == 1, p
+    assert "error:" not in p.stdout + p.stderr
 
 
 def test_a_mistake_is_answered_without_the_heavy_libraries(tmp_path):

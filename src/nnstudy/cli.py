@@ -1,7 +1,8 @@
 """The ``nnstudy`` command. Thin: parses, calls the library, prints.
 
 Every user mistake surfaces as an ``NnstudyError`` and leaves as one line on stderr with exit
-code 2 (typer's own usage errors also exit 2). Anything else is our bug and keeps its traceback.
+code 2; so does a usage error (an unknown option, a missing argument: ``main``). Anything else is
+our bug and keeps its traceback.
 
 ``train`` and ``summary`` take their run flags from one table, ``nnstudy.flags.SHORTCUTS``, which the
 Python API (``nnstudy.train(lr=0.1)``) reads too: a new RunSpec field gets a flag by adding a row.
@@ -265,14 +266,38 @@ app.registered_commands.sort(key=lambda c: ORDER.index(c.name))
 # ------------------------------------------------------------------------------------------- main
 
 
+#: Click's usage error (an unknown option or command, a missing argument, a bad value), found from a
+#: class typer exports: typer vendors click from 0.2x on and imported it before.
+_USAGE_ERROR, _CLICK_ERROR = (next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+                               for name in ("UsageError", "ClickException"))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point. A user's mistake (``NnstudyError``) → one line, exit 2; usage
-    errors are typer's (also exit 2); anything else is our bug and keeps its traceback."""
+    """Console-script entry point. A user's mistake → one line, exit 2: ``NnstudyError``, and a
+    usage error (``error: nnstudy report: No such option: --quiet ...; see nnstudy report -h``, not
+    click's usage block and box); anything else is our bug and keeps its traceback. A command or group
+    typed without what it needs still prints its help (exit 2, as before)."""
     try:
-        app(args=argv, prog_name="nnstudy")
+        code = app(args=argv, prog_name="nnstudy", standalone_mode=False)  # typer.Exit(n), Ctrl-C: n, 130
     except NnstudyError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except _USAGE_ERROR as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `nnstudy`, `nnstudy data`: typer has printed the help
+            sys.exit(e.exit_code)
+        path = e.ctx.command_path if e.ctx is not None else "nnstudy"
+        message = " ".join(e.format_message().split()).rstrip(".")  # one line, whatever click wrapped
+        err_console.print(f"error: {path}: {message}; see {path} -h", markup=False, highlight=False,
+                          soft_wrap=True)
+        sys.exit(e.exit_code)
+    except _CLICK_ERROR as e:  # click's other errors (a file it could not open): its message, one line
+        err_console.print(f"error: {' '.join(e.format_message().split())}", markup=False, highlight=False,
+                          soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        err_console.print("error: aborted", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)  # as typer's standalone mode: always SystemExit
 
 
 if __name__ == "__main__":  # pragma: no cover
