@@ -7,23 +7,13 @@ import json
 
 import pytest
 
-from nnstudy.cli import main
+from cli_main import run_main as _cli
 from nnstudy.errors import PathError
 from nnstudy.report._files import MANIFEST
 
 pytestmark = pytest.mark.slow  # the report's study trains on real MNIST once per session (seconds)
 
 USER_PNG = b"\x89PNG\r\n\x1a\n a user's own figure"
-
-
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _one_line_refusal(code: int, err: str, *says: str) -> None:

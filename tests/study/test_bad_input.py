@@ -11,19 +11,9 @@ from pathlib import Path
 import pytest
 from studyfiles import TINY
 
-from nnstudy.cli import main
+from cli_main import run_main as _cli
 
 GRID = TINY + '\n[scientific]\n"model.activation" = ["relu", "tanh"]\n'
-
-
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _refused(code: int, err: str, *says: str) -> None:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from studyfiles import TINY
 
-from nnstudy.cli import main
+from cli_main import run_main
 from nnstudy.study import open_study
 from nnstudy.study.results import TIMING_COLUMNS
 
@@ -266,16 +266,9 @@ def one_line(p) -> str:
 
 
 def in_process(capsys, *args: str) -> SimpleNamespace:
-    """``nnstudy ARGS`` through the command's entry point (``nnstudy.cli.main``) in this process, as
-    ``cli`` would run it (returncode, stdout, stderr): for commands that fail before they train, where a
-    process each would cost more than the command."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    """``nnstudy ARGS`` in this process (``cli_main``), shaped as ``cli``'s result for ``one_line``."""
+    code, out, err = run_main(capsys, *args)
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
 
 
 def test_wrong_url_wrong_password_unknown_study_one_line_exit_2_nothing_created_no_password(
