@@ -45,11 +45,11 @@ from typing import Any
 from rich.console import Console
 
 from nnstudy._paths import check_folder
-from nnstudy.errors import PathError, SpecError, StoreError, path_errors
-from nnstudy.spec import DataSpec, dump_toml
-from nnstudy.study import _worker
+from nnstudy.errors import PathError, SpecError, path_errors
+from nnstudy.spec import DataSpec
 from nnstudy.study._claims import Claims
 from nnstudy.study._display import Display
+from nnstudy.study._inputs import check_joined, locate, preload, write_study_toml
 from nnstudy.study._pool import InProcess, Pool
 from nnstudy.study.design import ArmPlan, PlannedRun, intermediate_values, metric_value, optuna_params, plan_arms
 from nnstudy.study.file import StudySpec
@@ -121,13 +121,13 @@ def run_study(
     # a database server answers first (a wrong URL or password is said in a second, before torch and
     # the data load), and before any folder is created; a SQLite file is created only once the data loads
     store = Store(url, create=True) if shared else None
-    _locate(spec, data_dir)  # missing or corrupt files: said now, before torch is imported
+    locate(spec, data_dir)  # missing or corrupt files: said now, before torch is imported
     workers = workers or default_workers(spec)
     if workers > 1 and (shared or not (folder / "study.db").exists()):
         # a new study trains: the worker server's imports overlap the data loading and the store replay
         # below; a study resumed from its folder may have nothing left to train, and starts it on first use
         Pool.start_server()
-    n_train = _preload(spec, data_dir)
+    n_train = preload(spec, data_dir)
     created, had_db = not folder.exists(), (folder / "study.db").exists()
     with path_errors(folder):
         folder.mkdir(parents=True, exist_ok=True)
@@ -136,10 +136,10 @@ def run_study(
         fresh = not (folder / "study.toml").is_file()  # decided under the lock: two fresh runners, one study
         try:
             store = store or Store(url, create=True)
-            _check_joined(store, spec)
+            check_joined(store, spec)
             store.save_study(spec, spec.text)
             with path_errors(folder):
-                _write_study_toml(spec, folder)
+                write_study_toml(spec, folder)
                 (folder / STORE_FILE).unlink(missing_ok=True)
                 if storage:  # status, results and report find the store from the folder (without a password)
                     (folder / STORE_FILE).write_text(without_password(storage) + "\n", encoding="utf-8")
@@ -169,62 +169,6 @@ def run_study(
         return summary
     finally:
         lock.__exit__()
-
-
-def _check_joined(store: Store, spec: StudySpec) -> None:
-    """A study already in the store with a different file (after ``--set``) may not be joined while
-    workers run it: they would train another design into the same store. With none alive, the
-    stored file is replaced (resuming with more seeds, say, as on one machine)."""
-    from nnstudy.study._claims import workers as registered
-
-    if not store.has_study(spec.name):
-        return
-    stored = store.study_attrs(spec.name).get("nnstudy:spec")
-    if stored is None or stored == spec.model_dump(mode="json", by_alias=True):
-        return
-    alive = [w for w in store.run(lambda: registered(store.engine, spec.name, spec.study.heartbeat)) if w.alive]
-    if alive:
-        hosts = ", ".join(sorted({f"{w.host} pid {w.pid}" for w in alive}))
-        raise StoreError(f"{store.where}: study {spec.name!r} is running on {len(alive)} worker(s) ({hosts}) "
-                         f"with a different study file than {spec.source}; use the file it was started with, "
-                         f"or join with: nnstudy worker --storage URL --study {spec.name}")
-
-
-def _datasets(spec: StudySpec) -> list[DataSpec]:
-    """The data of the study's arms, each once (in the order of the arms)."""
-    first = {k: d.check_values()[0] for k, d in (spec.nuisance.params.items() if spec.nuisance else [])}
-    return list(dict.fromkeys(spec.run_spec(arm, first, 0, True).data for arm in spec.arms()))
-
-
-def _locate(spec: StudySpec, data_dir: str | None) -> None:
-    """Find and verify every dataset's files (``nnstudy.data.locate``: no torch), so that a missing
-    or corrupt file is one line within a second; ``_preload`` then reads them."""
-    from nnstudy.data.sources import locate
-
-    for dataset in dict.fromkeys(d.dataset for d in _datasets(spec)):
-        locate(dataset, data_dir)
-
-
-def _preload(spec: StudySpec, data_dir: str | None) -> dict[DataSpec, Any]:
-    """Load every dataset the arms use, here, now: a missing or corrupt dataset fails before anything
-    is written; the runner's own process keeps them for in-process runs. Returns each one's
-    ``packed.DataShape`` (training images, image shape, classes: what sizes a pack)."""
-    from nnstudy.data import load
-    from nnstudy.train.packed import DataShape
-
-    shapes = {}
-    for data in _datasets(spec):
-        splits = load(data, data_dir=data_dir)
-        _worker.remember_splits(data, splits)
-        shapes[data] = DataShape.of(splits)
-    return shapes
-
-
-def _write_study_toml(spec: StudySpec, folder: Path) -> None:
-    """The study as run: the file's tables after ``--set``, reloadable with ``nnstudy run``."""
-    head = (f"# nnstudy study, from {spec.source}\n"
-            "# the study as last run in this folder; `nnstudy run` this file resumes it\n\n")
-    (folder / "study.toml").write_text(head + dump_toml(spec.raw), encoding="utf-8")
 
 
 class _Runner:
