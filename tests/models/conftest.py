@@ -57,6 +57,7 @@ CASES = [
         *MNIST,
     ),
     ("cnn-k2-pad0", CNNSpec(channels=[8, 8], kernel=2, padding=0), *MNIST),
+    ("cnn-k2-same-keras", CNNSpec(channels=[8, 8], kernel=2, pool_every=2, head=[]), *MNIST),  # seed 003's Keras CNN
     (
         "cnn-k7-same-identity",
         CNNSpec(channels=[8], kernel=7, pool="none", activation="identity", head=[16]),

@@ -65,6 +65,24 @@ def test_cnn_pools_and_padding():
     assert same.conv1.padding == (2, 2) and same.output.in_features == 4 * 28 * 28
 
 
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own, the reference
+@pytest.mark.parametrize("kernel", [2, 4])
+def test_an_even_same_convolution_is_torchs_to_the_bit(kernel):
+    """``models.build.Conv2d`` pads by hand what ``nn.Conv2d(padding="same")`` pads inside (the extra row and
+    column on the bottom and right): the same outputs and gradients, bit for bit, and the same state."""
+    torch.manual_seed(0)
+    ours = build_model(CNNSpec(channels=[3], kernel=kernel, pool="none", head=[])).conv1
+    theirs = torch.nn.Conv2d(1, 3, kernel, padding="same")
+    theirs.load_state_dict(ours.state_dict())
+    assert isinstance(ours, torch.nn.Conv2d) and repr(ours) == repr(theirs)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    x = torch.randn(4, 1, 9, 9, requires_grad=True)
+    a, b = ours(x), theirs(x)
+    assert a.shape == (4, 3, 9, 9) and torch.equal(a, b)
+    grads = [torch.autograd.grad(out.square().sum(), (x, m.weight, m.bias)) for out, m in ((a, ours), (b, theirs))]
+    assert all(torch.equal(g, h) for g, h in zip(*grads, strict=True))
+
 def test_vgg11_keeps_four_pools_and_scales_widths():
     rows = layers(VGG11Spec(width=0.25))
     # 28 -> 14 -> 7 -> 3 -> 1

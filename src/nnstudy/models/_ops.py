@@ -141,6 +141,10 @@ class Conv(Op):
         return "Conv2d"
 
     def module(self) -> nn.Module:
+        if self.padding == "same":  # an even kernel (an odd one has its integer padding)
+            from nnstudy.models.build import Conv2d
+
+            return Conv2d(self.c_in, self.c_out, self.kernel)
         return _nn().Conv2d(self.c_in, self.c_out, self.kernel, padding=self.padding)
 
     def out_shape(self, shape: Shape) -> Shape:

@@ -30,7 +30,7 @@ from torch import nn
 from nnstudy.models._ops import Conv, Dense
 from nnstudy.models._plan import AnyModelSpec, plan
 
-__all__ = ["build_model", "init_weights"]
+__all__ = ["Conv2d", "build_model", "init_weights"]
 
 # calculate_gain knows no GELU; ReLU's √2 is the usual stand-in (GELU ≈ ReLU away from 0).
 _KAIMING_NONLINEARITY = {
@@ -40,6 +40,24 @@ _KAIMING_NONLINEARITY = {
     "sigmoid": "sigmoid",
     "identity": "linear",
 }
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d(c_in, c_out, kernel, padding="same")`` for an even ``kernel`` (seed 003's Keras
+    CNN), computed exactly as torch computes it (the input zero-padded by ``kernel - 1``, the extra
+    row and column on the bottom and right, as Keras does, then a convolution without padding) but
+    without the warning torch prints about that padded copy, which no setting avoids for an even
+    kernel. It is torch's class but for ``forward``: the same name, repr, parameters and
+    ``state_dict``, and the same outputs and gradients, bit for bit (tests/models/test_build.py)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__(c_in, c_out, kernel, padding="same")
+        lo = (kernel - 1) // 2
+        self.same_pad = (lo, kernel - 1 - lo) * 2  # F.pad's order: left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, self.same_pad)
+        return nn.functional.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 def build_model(
