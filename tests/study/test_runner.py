@@ -125,6 +125,8 @@ def test_best_model_is_the_arms_best_final_run_as_a_torch_module(grid_study):
     with torch.no_grad():
         acc = (model(data.test_x).argmax(1) == data.test_y).double().mean().item()
     assert acc == pytest.approx(best["test_accuracy"], abs=1e-12)
+    run = study.best_run("model.activation=tanh")  # the one rule, which the report's gallery also uses
+    assert (run.run, run.seed) == (best["run"], best["seed"])
     assert study.best_model(0) is not None
     with pytest.raises(Exception, match="no arm"):
         study.best_model("model.activation=gelu")

@@ -257,7 +257,7 @@ def gather(study: Any, *, data_dir: str | None = None, gallery: bool = True, n_b
         notes["gallery"] = "skipped (gallery=False)"
     else:
         try:
-            predictions = best_predictions(study, results, records, ranked[0][0], data_dir)
+            predictions = best_predictions(study, ranked[0][0], data_dir)
         except NnstudyError as e:
             notes["gallery"] = f"the best run could not be evaluated on the test set: {e}"
     slice_summary = _slice_summary(results, metric) if len(results) else None

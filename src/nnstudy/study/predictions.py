@@ -1,19 +1,14 @@
 """The best final run of an arm evaluated on its test set: what a report's gallery of misclassified
 images and its confusion matrix show. The test set chooses nothing here: the run was chosen on
-validation (``Study.best_model``'s rule) and its configuration fixed before it was tested."""
+validation (``Study.best_run``) and its configuration fixed before it was tested."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
-
-from nnstudy import metrics
-from nnstudy.analysis.tabular import final_complete
 
 __all__ = ["GALLERY_SIZE", "Predictions", "best_predictions"]
 
@@ -38,27 +33,19 @@ class Predictions:
     counts: np.ndarray
 
 
-def best_predictions(study: Any, results: pd.DataFrame, records: Mapping[str, Any], arm: str,
-                     data_dir: str | None = None) -> Predictions:
-    """Evaluate ``arm``'s best final run (``Study.best_model``) on the test set of its data.
+def best_predictions(study: Any, arm: str, data_dir: str | None = None) -> Predictions:
+    """Evaluate ``arm``'s best final run (``Study.best_run``) on the test set of its data.
 
     Raises NnstudyError (StoreError, DataError, SpecError) when the weights or the data cannot be had.
     """
     import torch
 
     from nnstudy.data import load
-    from nnstudy.errors import StoreError
     from nnstudy.spec import RunSpec
 
-    spec = study.spec
-    finals = final_complete(results)
-    finals = finals[(finals["arm"] == arm) & finals[spec.study.metric].notna()]
-    if finals.empty:
-        raise StoreError(f"{study.folder}: arm {arm!r} has no complete final run")
-    sign = -1.0 if metrics.maximize(spec.study.metric) else 1.0
-    best = min(finals.to_dict("records"), key=lambda r: (sign * r[spec.study.metric], r["seed"]))
-    run = RunSpec.model_validate(records[best["run"]].spec)
-    model = study.best_model(arm)
+    best = study.best_run(arm)
+    run = RunSpec.model_validate(best.spec)
+    model = study.load_model(best)
     data = load(run.data, data_dir=data_dir)
     with torch.no_grad():
         x = data.test_x.cpu()
@@ -68,7 +55,8 @@ def best_predictions(study: Any, results: pd.DataFrame, records: Mapping[str, An
     counts = np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
     wrong = np.flatnonzero(pred != true)[:GALLERY_SIZE]
     images = data.images("test")[torch.as_tensor(wrong, dtype=torch.long)].numpy()
-    return Predictions(arm=arm, run=best["run"], seed=int(best["seed"]), n=len(true),
+    stored = best.metrics.get("test_accuracy")
+    return Predictions(arm=arm, run=best.run, seed=int(best.seed), n=len(true),
                        accuracy=float((pred == true).mean()),
-                       stored_accuracy=float(best.get("test_accuracy", math.nan)), wrong_images=images,
+                       stored_accuracy=math.nan if stored is None else float(stored), wrong_images=images,
                        wrong_predicted=pred[wrong], wrong_true=true[wrong], counts=counts)

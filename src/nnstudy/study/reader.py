@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,19 +90,15 @@ class Study:
         end) in seconds, as the report gives them (``nnstudy.study.results.study_times``)."""
         return study_times(self.results(), self.store.records(self.spec.name))
 
-    def best_model(self, arm: str | int):
-        """The weights of ``arm``'s best complete final run (by the study metric, on validation;
-        ties: the lowest seed) in a model built by ``nnstudy.models.build_model``, in eval mode.
+    def best_run(self, arm: str | int) -> Record:
+        """``arm``'s best complete final run with weights: by the study metric, on validation; ties:
+        the lowest seed. The one rule for "the best run" (``best_model``, the report's test-set
+        gallery and confusion matrix).
 
         ``arm``: its name as the tables show it (``"mlp [100]"``), its index (scientific order, from
         0), or its full label (``"model={kind=mlp, hidden=[100]}"``). Raises SpecError for an unknown
-        arm, StoreError when the arm has no complete final run with weights yet.
+        arm, StoreError when the arm has no complete final run with weights and a metric yet.
         """
-        import torch
-
-        from nnstudy.models import build_model
-        from nnstudy.spec import RunSpec
-
         arms = self.spec.arms()
         if isinstance(arm, int) and not isinstance(arm, bool):
             found = arms[arm] if 0 <= arm < len(arms) else None
@@ -110,13 +107,28 @@ class Study:
         if found is None:
             listed = "; ".join(f"{a.index}: {a.name}" for a in arms)
             raise SpecError(f"{self.folder}: no arm {arm!r}; arms (index: name): {listed}")
-        label = found.label
+        metric, sign = self.spec.study.metric, (-1.0 if self.spec.study.maximize else 1.0)
         finals: list[Record] = [r for _, r in self._read()[1]
-                                if r.arm == label and r.phase == "final" and r.status == "complete" and r.weights]
+                                if r.arm == found.label and r.phase == "final" and r.status == "complete"
+                                and r.weights and r.metrics.get(metric) is not None
+                                and not math.isnan(r.metrics[metric])]
         if not finals:
             raise StoreError(f"{self.folder}: arm {found.name!r} has no complete final run with weights yet")
-        metric, sign = self.spec.study.metric, (-1.0 if self.spec.study.maximize else 1.0)
-        best = min(finals, key=lambda r: (sign * r.metrics[metric], r.seed))
+        return min(finals, key=lambda r: (sign * r.metrics[metric], r.seed))
+
+    def best_model(self, arm: str | int):
+        """The weights of ``arm``'s best run (``best_run``: the same arguments and errors) in a
+        model built by ``nnstudy.models.build_model``, in eval mode."""
+        return self.load_model(self.best_run(arm))
+
+    def load_model(self, best: Record):
+        """The weights of the stored run ``best`` (one with ``weights``) in its model, in eval mode.
+        Raises StoreError when they are missing, unreadable, or named outside the study's runs/."""
+        import torch
+
+        from nnstudy.models import build_model
+        from nnstudy.spec import RunSpec
+
         run = RunSpec.model_validate(best.spec)
         model = build_model(run.model, input_shape=tuple(best.input_shape), num_classes=best.num_classes)
         if Path(best.weights).name != best.weights:  # a store from elsewhere may name any path: only runs/ is ours
