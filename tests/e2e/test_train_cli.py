@@ -66,7 +66,6 @@ def test_no_validation_split_draws_no_empty_validation_plots(tmp_path, mnist_dir
     assert summary_of(out)["status"] == "complete"
 
 
-
 def test_an_even_kernel_with_same_padding_trains_with_no_warning_from_torch(tmp_path, mnist_dir):
     """Seed 003's Keras CNN (2×2 "same" convolutions): torch's own Conv2d warns, once per process,
     about the zero-padded copy it makes for an even kernel; nnstudy pads the input itself
@@ -77,6 +76,7 @@ def test_an_even_kernel_with_same_padding_trains_with_no_warning_from_torch(tmp_
                "--out", str(out), "--quiet", cwd=tmp_path, data_dir=mnist_dir)
     assert "Warning" not in p.stderr and "padding" not in p.stderr, p.stderr
     assert summary_of(out)["status"] == "complete" and summary_of(out)["params"] == 15_994
+
 
 def test_summary_counts(tmp_path, mnist_dir):
     p = run_ok("summary", "--model", "linear", cwd=tmp_path, data_dir=mnist_dir)

@@ -65,7 +65,6 @@ def test_cnn_pools_and_padding():
     assert same.conv1.padding == (2, 2) and same.output.in_features == 4 * 28 * 28
 
 
-
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own, the reference
 @pytest.mark.parametrize("kernel", [2, 4])
 def test_an_even_same_convolution_is_torchs_to_the_bit(kernel):
@@ -82,6 +81,7 @@ def test_an_even_same_convolution_is_torchs_to_the_bit(kernel):
     assert a.shape == (4, 3, 9, 9) and torch.equal(a, b)
     grads = [torch.autograd.grad(out.square().sum(), (x, m.weight, m.bias)) for out, m in ((a, ours), (b, theirs))]
     assert all(torch.equal(g, h) for g, h in zip(*grads, strict=True))
+
 
 def test_vgg11_keeps_four_pools_and_scales_widths():
     rows = layers(VGG11Spec(width=0.25))

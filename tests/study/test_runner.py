@@ -152,6 +152,9 @@ def test_tuned_study_records_the_chosen_rate_and_only_finals_are_tested(tuned_st
     assert list(status["planned"]) == [3, 2, 2, 3, 2, 2] and (status["to run"] == 0).all()
     untuned = frame[frame["phase"] == "slice"]
     assert len(untuned) == 4 and untuned["test_accuracy"].isna().all()
+    tuning_run = next(r for r in study.store.records(study.spec.name) if r.phase == "tune")
+    with pytest.raises(StoreError, match=f"run {tuning_run.run} has no saved weights"):
+        study.load_model(tuning_run)  # only final runs keep weights: one line, not a TypeError
 
 
 @pytest.mark.parametrize("pack", [False, True], ids=["alone", "packed"])

@@ -121,27 +121,29 @@ class Study:
         model built by ``nnstudy.models.build_model``, in eval mode."""
         return self.load_model(self.best_run(arm))
 
-    def load_model(self, best: Record):
-        """The weights of the stored run ``best`` (one with ``weights``) in its model, in eval mode.
+    def load_model(self, record: Record):
+        """The weights of the stored run ``record`` (one with ``weights``) in its model, in eval mode.
         Raises StoreError when they are missing, unreadable, or named outside the study's runs/."""
         import torch
 
         from nnstudy.models import build_model
         from nnstudy.spec import RunSpec
 
-        run = RunSpec.model_validate(best.spec)
-        model = build_model(run.model, input_shape=tuple(best.input_shape), num_classes=best.num_classes)
-        if Path(best.weights).name != best.weights:  # a store from elsewhere may name any path: only runs/ is ours
-            raise StoreError(f"{self.folder}: run {best.run} names weights outside runs/ ({best.weights!r})")
-        path = self.folder / "runs" / best.weights
+        if not record.weights:  # a tuning run, or a final run stored without its weights
+            raise StoreError(f"{self.folder}: run {record.run} has no saved weights")
+        run = RunSpec.model_validate(record.spec)
+        model = build_model(run.model, input_shape=tuple(record.input_shape), num_classes=record.num_classes)
+        if Path(record.weights).name != record.weights:  # a store from elsewhere may name any path: only runs/ is ours
+            raise StoreError(f"{self.folder}: run {record.run} names weights outside runs/ ({record.weights!r})")
+        path = self.folder / "runs" / record.weights
         try:  # a weights file is the user's disk's: any failure to read it is one line, never a traceback
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except FileNotFoundError:
-            raise StoreError(f"{path}: the weights of run {best.run} are missing") from None
+            raise StoreError(f"{path}: the weights of run {record.run} are missing") from None
         except Exception as e:  # noqa: BLE001 (torch raises UnpicklingError, EOFError, RuntimeError, KeyError, ...)
             reason = (str(e).strip().splitlines() or [""])[0] or type(e).__name__
-            raise StoreError(f"{path}: cannot read the weights of run {best.run} (corrupt, empty or not a weights "
+            raise StoreError(f"{path}: cannot read the weights of run {record.run} (corrupt, empty or not a weights "
                              f"file): {type(e).__name__}: {reason}") from None
         return model.eval()
 
